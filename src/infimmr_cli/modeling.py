@@ -1,0 +1,190 @@
+"""Load a Qwen2.5-VL model and processor from a local directory, and build a tiny one offline for tests and the demo.
+
+`load_model` is the one path every stage takes, for a real Qwen/Qwen2.5-VL-3B-Instruct directory and for the tiny model
+alike: AutoProcessor + the model class, safetensors only, remote code only when the user asks for it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# Qwen's special tokens, in the order Qwen2.5-VL's tokenizer lists them (ids follow the ordinary vocabulary).
+SPECIAL_TOKENS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
+    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+    "<|image_pad|>", "<|video_pad|>",
+]
+
+# The Qwen2-VL chat format: ChatML with one `<|vision_start|><|image_pad|><|vision_end|>` per image, unexpanded.
+CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}"
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Text the tiny tokenizer is trained on: enough of the prompts, tags and math notation that encodings stay short.
+_TOKENIZER_CORPUS = [
+    "<think>", "</think>", "<answer>", "</answer>", "\\boxed{", "\\frac{", "\\sqrt{", "\\pi", "\\cdot", "\\times",
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it.",
+    "The assistant first thinks about the reasoning process in the mind and then provides the user with the answer.",
+    "What is the area of the triangle? Find the value of x. Which option is correct? Choices: A. B. C. D. E.",
+    "The image shows a chart with axes, a table with headers and cells, a geometry figure with points and angles.",
+    "Answer with the option letter. The caption of the image is: Describe the image concisely.",
+    "0 1 2 3 4 5 6 7 8 9 10 12 15 20 25 30 45 60 90 100 180 360 3.14 0.5 -1 x y z a b c n m",
+    "+ - * / = < > ( ) [ ] { } ^ _ , . : ; ? ! ' \" % $ # & | natural aigc mathgeo chart table equation ocr gui other",
+]
+
+
+@dataclass(frozen=True)
+class TinySizes:
+    """Sizes that build and run on a 2-core CPU in seconds (../shared/CPU-NOTES.md lists the pitfalls)."""
+
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 4
+    kv_heads: int = 2
+    intermediate: int = 128
+    vision_depth: int = 2
+    vision_hidden: int = 32
+    vision_heads: int = 2
+    vocab_target: int = 400
+
+
+def _train_tokenizer(vocab_target: int):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_target, special_tokens=SPECIAL_TOKENS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_TOKENIZER_CORPUS * 4, trainer=trainer)
+    extra = {"additional_special_tokens": [t for t in SPECIAL_TOKENS if t not in ("<|endoftext|>", "<|im_end|>")]}
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   unk_token=None, **extra)
+    fast.chat_template = CHAT_TEMPLATE
+    fast.padding_side = "left"
+    return fast
+
+
+def build_tiny(path: str | Path, seed: int = 0, sizes: TinySizes = TinySizes(), min_pixels: int = 56 * 56,
+               max_pixels: int = 112 * 112) -> Path:
+    """Write a complete tiny Qwen2.5-VL directory (random weights, tokenizer, processor) with no network, in seconds."""
+    from transformers import (GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
+                              Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tokenizer = _train_tokenizer(sizes.vocab_target)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    head_dim = sizes.hidden // sizes.heads
+    # M-RoPE sections must add up to head_dim / 2 (temporal, height, width).
+    half = head_dim // 2
+    mrope = [half - 2 * (half // 3), half // 3, half // 3]
+    config = Qwen2_5_VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer), hidden_size=sizes.hidden, intermediate_size=sizes.intermediate,
+            num_hidden_layers=sizes.layers, num_attention_heads=sizes.heads, num_key_value_heads=sizes.kv_heads,
+            max_position_embeddings=4096, tie_word_embeddings=True,
+            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": mrope},
+            bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        ),
+        vision_config=dict(
+            depth=sizes.vision_depth, hidden_size=sizes.vision_hidden, intermediate_size=sizes.vision_hidden * 2,
+            num_heads=sizes.vision_heads, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
+            fullatt_block_indexes=[sizes.vision_depth - 1], out_hidden_size=sizes.hidden, in_chans=3,
+        ),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=ids["<|endoftext|>"], eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
+        pad_token_id=ids["<|endoftext|>"], do_sample=True, temperature=1.0, top_p=1.0, top_k=0)
+    model.save_pretrained(path, safe_serialization=True)
+    image_processor = Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels, patch_size=14,
+                                            merge_size=2, temporal_patch_size=2)
+    processor = Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                                    video_processor=Qwen2VLVideoProcessor(), chat_template=CHAT_TEMPLATE)
+    processor.save_pretrained(path)
+    (path / "infimmr_tiny.json").write_text(json.dumps({"seed": seed, "sizes": sizes.__dict__}, indent=2) + "\n")
+    return path
+
+
+def check_model_dir(path: str | Path) -> Path:
+    """Fail early, naming what is missing, when a directory cannot be loaded as a model + processor."""
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: model directory not found")
+    missing = [name for name in ("config.json",) if not (path / name).exists()]
+    if not any(path.glob("*.safetensors")) and not (path / "model.safetensors.index.json").exists():
+        missing.append("*.safetensors (weights; .bin files are refused)")
+    if not (path / "tokenizer_config.json").exists():
+        missing.append("tokenizer_config.json (processor files)")
+    if not any((path / n).exists() for n in ("preprocessor_config.json", "processor_config.json")):
+        missing.append("preprocessor_config.json (processor files)")
+    if missing:
+        raise FileNotFoundError(f"{path}: not a complete model directory; missing {', '.join(missing)}")
+    return path
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device = "cpu") -> torch.dtype:
+    """`auto`: bf16 on a GPU that supports it, else fp32 (CPU training stays in fp32)."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        if str(device).startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    table = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+             "fp32": torch.float32, "float32": torch.float32}
+    if dtype not in table:
+        raise ValueError(f"dtype: {dtype!r} is not one of auto, {', '.join(table)}")
+    return table[dtype]
+
+
+def load_processor(path: str | Path, trust_remote_code: bool = False, **kwargs: Any):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(str(path), trust_remote_code=trust_remote_code, **kwargs)
+    # Batched generation needs left padding; training builds its own padded tensors.
+    processor.tokenizer.padding_side = "left"
+    return processor
+
+
+def load_model(path: str | Path, dtype: str | torch.dtype | None = "auto", device: str | torch.device = "cpu",
+               trust_remote_code: bool = False, attn_implementation: str | None = None, with_processor: bool = True):
+    """Processor + model from a local directory: the same path for the tiny model and a real checkpoint.
+
+    Returns (model, processor); weights load from safetensors only.
+    """
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    path = check_model_dir(path)
+    config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    kwargs: dict[str, Any] = dict(dtype=resolve_dtype(dtype, device), use_safetensors=True,
+                                  trust_remote_code=trust_remote_code)
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    model = AutoModelForImageTextToText.from_pretrained(str(path), config=config, **kwargs)
+    model.to(device)
+    processor = load_processor(path, trust_remote_code=trust_remote_code) if with_processor else None
+    return model, processor

@@ -1,0 +1,278 @@
+"""The record contract (DESIGN §2): one JSON object a line, validated on read, written atomically.
+
+Image paths in a file are relative to that file's folder. A record remembers the folder it was read from (`root`), so a
+stage that writes into another folder rebases the paths instead of breaking them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+ANSWER_TYPES = ("math", "choice", "string")
+LETTERS = string.ascii_uppercase
+KNOWN_KEYS = ("id", "source", "question", "answer", "answer_type", "choices", "images", "image_type", "caption", "meta")
+
+
+class RecordError(ValueError):
+    """A record that breaks the contract; the message reads `file:line: field: what is wrong`."""
+
+
+@dataclass
+class Record:
+    id: str
+    source: str
+    question: str
+    answer: str
+    answer_type: str
+    choices: list[str] | None = None
+    images: list[str] = field(default_factory=list)
+    image_type: str | None = None
+    caption: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    # Keys a later stage or another tool added; kept so that nothing is lost on a rewrite.
+    extra: dict[str, Any] = field(default_factory=dict)
+    # The folder image paths are relative to (not serialised).
+    root: Path | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def has_images(self) -> bool:
+        return bool(self.images)
+
+    def image_paths(self) -> list[Path]:
+        """Absolute image paths, resolved against the folder this record was read from."""
+        base = self.root or Path.cwd()
+        return [(base / p).resolve() for p in self.images]
+
+    def choice_letters(self) -> str:
+        return LETTERS[: len(self.choices or [])]
+
+    def to_dict(self, root: Path | None = None) -> dict[str, Any]:
+        """The JSON object; with `root`, image paths are rebased to be relative to that folder."""
+        images = list(self.images)
+        if root is not None and self.root is not None and Path(root).resolve() != Path(self.root).resolve():
+            images = [os.path.relpath(p, Path(root).resolve()) for p in self.image_paths()]
+        out = {
+            "id": self.id,
+            "source": self.source,
+            "question": self.question,
+            "answer": self.answer,
+            "answer_type": self.answer_type,
+            "choices": self.choices,
+            "images": images,
+            "image_type": self.image_type,
+            "caption": self.caption,
+            "meta": self.meta,
+        }
+        out.update(self.extra)
+        return out
+
+    def replace(self, **changes: Any) -> "Record":
+        """A copy with some fields changed (records are never edited in place)."""
+        data = {**self.__dict__, **changes}
+        data["meta"] = dict(data["meta"])
+        return Record(**data)
+
+
+def _check(cond: bool, where: str, fld: str, problem: str) -> None:
+    if not cond:
+        raise RecordError(f"{where}: {fld}: {problem}")
+
+
+def record_from_dict(obj: Any, where: str = "<record>", root: Path | None = None, check_images: bool = True,
+                     allow_outside: bool = False) -> Record:
+    """Validate one decoded JSON object and build a Record; errors name `where` (file:line) and the field."""
+    _check(isinstance(obj, dict), where, "<line>", f"expected a JSON object, got {type(obj).__name__}")
+    for key in ("id", "source", "question", "answer", "answer_type"):
+        _check(key in obj, where, key, "missing")
+    rid = obj["id"]
+    if isinstance(rid, int) and not isinstance(rid, bool):
+        rid = str(rid)
+    _check(isinstance(rid, str) and rid != "", where, "id", f"expected a non-empty string, got {obj['id']!r}")
+    for key in ("source", "question", "answer"):
+        _check(isinstance(obj[key], str), where, key, f"expected a string, got {type(obj[key]).__name__}")
+    atype = obj["answer_type"]
+    _check(atype in ANSWER_TYPES, where, "answer_type", f"{atype!r} is not one of {', '.join(ANSWER_TYPES)}")
+
+    choices = obj.get("choices")
+    if choices is not None:
+        _check(isinstance(choices, list) and all(isinstance(c, str) for c in choices), where, "choices",
+               "expected a list of strings or null")
+        _check(len(choices) <= len(LETTERS), where, "choices", f"{len(choices)} options; at most {len(LETTERS)}")
+    if atype == "choice":
+        _check(bool(choices), where, "choices", "a choice item needs a non-empty list of options")
+        letters = LETTERS[: len(choices)]
+        _check(len(obj["answer"]) == 1 and obj["answer"] in letters, where, "answer",
+               f"{obj['answer']!r} is not a letter among the {len(choices)} choices ({letters[0]}-{letters[-1]})")
+
+    images = obj.get("images") or []
+    _check(isinstance(images, list) and all(isinstance(p, str) and p for p in images), where, "images",
+           "expected a list of relative paths")
+    for i, p in enumerate(images):
+        if not allow_outside:
+            _check(not os.path.isabs(p), where, f"images[{i}]", f"{p!r} is absolute; paths are relative to the file")
+            _check(".." not in Path(p).parts, where, f"images[{i}]", f"{p!r} leaves the data folder")
+        if check_images:
+            full = (root or Path.cwd()) / p
+            _check(full.is_file(), where, f"images[{i}]", f"{p!r} does not exist (looked for {full})")
+
+    for key in ("image_type", "caption"):
+        val = obj.get(key)
+        _check(val is None or isinstance(val, str), where, key, f"expected a string or null, got {type(val).__name__}")
+    meta = obj.get("meta") or {}
+    _check(isinstance(meta, dict), where, "meta", f"expected an object, got {type(meta).__name__}")
+
+    extra = {k: v for k, v in obj.items() if k not in KNOWN_KEYS}
+    return Record(id=rid, source=obj["source"], question=obj["question"], answer=obj["answer"], answer_type=atype,
+                  choices=choices, images=list(images), image_type=obj.get("image_type"), caption=obj.get("caption"),
+                  meta=dict(meta), extra=extra, root=root)
+
+
+def iter_records(path: str | Path, check_images: bool = True, allow_outside: bool = False,
+                 tolerate_torn_tail: bool = False) -> Iterator[Record]:
+    """Stream and validate a JSONL file. Blank lines are skipped; duplicate ids are an error.
+
+    `tolerate_torn_tail` skips an unterminated, undecodable last line: what a process killed mid-write leaves behind.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RecordError(f"{path}: file not found")
+    root = path.resolve().parent
+    seen: set[str] = set()
+    with path.open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if tolerate_torn_tail and not line.endswith("\n"):
+                    return
+                raise RecordError(f"{where}: <line>: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            rec = record_from_dict(obj, where, root=root, check_images=check_images, allow_outside=allow_outside)
+            _check(rec.id not in seen, where, "id", f"{rec.id!r} appears twice in this file")
+            seen.add(rec.id)
+            yield rec
+
+
+def read_records(path: str | Path, check_images: bool = True, allow_outside: bool = False) -> list[Record]:
+    """Read and validate every line; the first bad line raises RecordError naming file:line: field."""
+    return list(iter_records(path, check_images=check_images, allow_outside=allow_outside))
+
+
+def _dump(rec: Record | dict, root: Path) -> str:
+    obj = rec.to_dict(root) if isinstance(rec, Record) else rec
+    return json.dumps(obj, ensure_ascii=False) + "\n"
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a whole file at once: a temp file in the same folder, fsync, then rename over the target."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_records(path: str | Path, records: Iterable[Record | dict]) -> int:
+    """Write records atomically (temp file, then rename); image paths are rebased to the output's folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = path.resolve().parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    n = 0
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(_dump(rec, root))
+                n += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
+
+
+def partial_path(out: str | Path) -> Path:
+    """Where a resumable stage keeps its work in progress: `<out>.partial`, beside the final file."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial")
+
+
+class ResumableWriter:
+    """Append results in flushed chunks to `<out>.partial`; `finish()` renames it to `<out>`.
+
+    A killed run leaves the partial file; the next run reads the ids already there (`done_ids`), drops a torn last line,
+    and appends the rest. The final file appears only when every item is in, so `<out>` is complete or absent.
+    """
+
+    def __init__(self, out: str | Path):
+        self.out = Path(out)
+        self.partial = partial_path(self.out)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.root = self.out.resolve().parent
+        self.done_ids: set[str] = set()
+        if self.partial.exists():
+            self._recover()
+        self._fh = self.partial.open("a", encoding="utf-8")
+
+    def _recover(self) -> None:
+        data = self.partial.read_bytes()
+        keep = data if data.endswith(b"\n") or not data else data[: data.rfind(b"\n") + 1]
+        if len(keep) != len(data):  # a torn last line from a kill mid-write: drop it, the item is redone
+            with self.partial.open("r+b") as fh:
+                fh.truncate(len(keep))
+        for lineno, line in enumerate(keep.decode("utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    self.done_ids.add(str(json.loads(line)["id"]))
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise RecordError(f"{self.partial}:{lineno}: <line>: unreadable; delete the partial file to start over")
+
+    def write(self, records: Iterable[Record | dict]) -> None:
+        for rec in records:
+            self._fh.write(_dump(rec, self.root))
+            self.done_ids.add(rec.id if isinstance(rec, Record) else str(rec["id"]))
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def finish(self) -> Path:
+        self._fh.close()
+        os.replace(self.partial, self.out)
+        return self.out
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> "ResumableWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def existing_ids(path: str | Path) -> set[str]:
+    """Ids already present in a (possibly partial) output: the resume helper for stages that append."""
+    path = Path(path)
+    if not path.exists():
+        return set()
+    ids = set()
+    for rec in iter_records(path, check_images=False, allow_outside=True, tolerate_torn_tail=True):
+        ids.add(rec.id)
+    return ids
