@@ -30,6 +30,22 @@ def tiny_model(
     run(out, seed=seed)
 
 
+SOURCE_NAMES = ("deepscaler", "virl39k", "math500", "mathverse", "mathvision", "mathvista", "olympiadbench")
+
+
+@app.command("prepare", epilog="Example: infimmr prepare --from deepscaler --in examples/data/deepscaler_sample.json "
+                              "--out runs/demo/records.jsonl")
+def prepare(
+    source: Annotated[str, typer.Option("--from", help=f"Export schema: {', '.join(SOURCE_NAMES)}.")],
+    inp: Annotated[Path, typer.Option("--in", help="The export: a file (json/jsonl/parquet) or its folder.")],
+    out: Annotated[Path, typer.Option("--out", help="Records JSONL to write; images go beside it under images/.")],
+) -> None:
+    """Convert a raw public dataset export into validated records (JSONL), images beside it."""
+    from infimmr_cli.commands.prepare import run
+
+    run(source, inp, out)
+
+
 def main() -> None:
     from infimmr_cli.errors import run_cli
 

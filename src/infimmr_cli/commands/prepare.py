@@ -1,0 +1,109 @@
+"""`infimmr prepare`: one raw public export -> a validated records JSONL (plus its images beside it)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from infimmr_cli.errors import UsageError
+
+
+@dataclass
+class PrepareSummary:
+    source: str
+    out: Path
+    written: int
+    by_answer_type: Counter
+    skipped: Counter
+    images_written: int
+    images_linked: int
+    rows_seen: int
+    provenance: Path = field(default=None)
+
+
+def _digest(path: Path) -> str:
+    """sha256 of a file, or of a folder's parquet/json files in name order (what the reader reads)."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in {".parquet", ".json",
+                                                                                            ".jsonl"})
+    for f in files:
+        h.update(f.name.encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> PrepareSummary:
+    """Read `inp` as `source` and write records to `out` atomically; returns what happened (also printed)."""
+    from infimmr_cli import __version__
+    from infimmr_cli.benchmarks import SOURCES, PrepareContext
+    from infimmr_cli.records import write_records
+
+    if source not in SOURCES:
+        raise UsageError(f"--from: {source!r} is not one of {', '.join(SOURCES)}")
+    inp, out = Path(inp), Path(out)
+    if not inp.exists():
+        raise UsageError(f"--in: {inp}: no such file or folder")
+    if out.is_dir():
+        raise UsageError(f"--out: {out} is a folder; give the JSONL file to write, e.g. {out / 'records.jsonl'}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True, quiet=quiet)
+    ctx = PrepareContext(out_dir=out.parent)
+    counts: Counter = Counter()
+
+    with Progress(TextColumn(f"prepare {source}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        task = progress.add_task("rows", total=None)
+        ctx.on_total = lambda n: progress.update(task, total=n)
+        ctx.on_row = lambda: progress.advance(task)
+
+        def counted():
+            for rec in SOURCES[source](inp, ctx):
+                counts[rec.answer_type] += 1
+                yield rec
+
+        written = write_records(out, counted())
+
+    provenance = out.with_name(out.name + ".provenance.json")
+    from infimmr_cli.records import atomic_write_text
+
+    atomic_write_text(provenance, json.dumps({
+        "command": "prepare", "source": source, "input": str(inp.resolve()), "input_sha256": _digest(inp),
+        "output": out.name, "records": written, "skipped": dict(ctx.skipped), "images_written": ctx.images_written,
+        "images_linked": ctx.images_linked, "infimmr": __version__, "python": platform.python_version(),
+    }, indent=2) + "\n")
+
+    summary = PrepareSummary(source=source, out=out, written=written, by_answer_type=counts, skipped=ctx.skipped,
+                             images_written=ctx.images_written, images_linked=ctx.images_linked,
+                             rows_seen=ctx.rows_seen, provenance=provenance)
+    _print_summary(Console(quiet=quiet), summary)
+    return summary
+
+
+def _print_summary(console: Console, s: PrepareSummary) -> None:
+    table = Table(title=f"prepare {s.source} -> {s.out}", show_header=True, header_style="bold")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("rows read", str(s.rows_seen))
+    table.add_row("records written", f"[bold]{s.written}[/]")
+    for atype in ("math", "choice", "string"):
+        if s.by_answer_type.get(atype):
+            table.add_row(f"  answer_type {atype}", str(s.by_answer_type[atype]))
+    if s.skipped:
+        for reason, n in sorted(s.skipped.items()):
+            table.add_row(f"skipped: {reason}", f"[yellow]{n}[/]")
+    else:
+        table.add_row("skipped", "0")
+    table.add_row("images written", str(s.images_written))
+    if s.images_linked:
+        table.add_row("images linked or used in place", str(s.images_linked))
+    console.print(table)
