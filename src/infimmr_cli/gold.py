@@ -15,10 +15,17 @@ _PLACEHOLDER = re.compile(r"[ \t]*<image(?:_?\d+)?>[ \t]*", re.IGNORECASE)
 
 
 def strip_image_placeholders(text: str) -> str:
-    """Remove image placeholders; a placeholder alone on its line takes the line with it. Outer whitespace trimmed."""
-    out = _PLACEHOLDER.sub(" ", text)
-    out = "\n".join(line.strip(" \t") for line in out.split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", out).strip()
+    """Remove image placeholders without leaving gaps: `In the diagram <image_1>, find` -> `In the diagram, find`;
+    a placeholder alone on its line takes the line with it. Outer whitespace trimmed."""
+
+    def gap(m: re.Match) -> str:
+        before = text[m.start() - 1] if m.start() > 0 else "\n"
+        after = text[m.end()] if m.end() < len(text) else "\n"
+        return "" if before == "\n" or after == "\n" or after in ",.;:?!)" else " "
+
+    out = _PLACEHOLDER.sub(gap, text)
+    out = re.sub(r"\n{3,}", "\n\n", out)
+    return out.strip()
 
 
 def _matching_brace(text: str, open_at: int) -> int:
