@@ -347,3 +347,18 @@ def test_cli_without_embed_model_fails_clearly(leaky):
                    tmp / "r.jsonl", check=False)
     assert proc.returncode == 2
     assert "--embed-model" in proc.stderr and "--no-embedding" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_model_identity_follows_weights_not_location(tiny_model_dir, tmp_path):
+    import shutil
+
+    from infimmr_cli.embeddings import model_identity
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, copy)
+    assert model_identity(copy) == model_identity(tiny_model_dir)
+    weights = next(copy.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit of one weight
+    weights.write_bytes(bytes(data))
+    assert model_identity(copy) != model_identity(tiny_model_dir)
