@@ -46,6 +46,33 @@ def prepare(
     run(source, inp, out)
 
 
+@app.command("decontam", epilog="Example: infimmr decontam --train data/train.jsonl --bench data/mathverse.jsonl "
+             "--bench data/mathvision.jsonl --out data/clean.jsonl --removed data/removed.jsonl "
+             "--embed-model models/gme-Qwen2-VL-2B-Instruct")
+def decontam(
+    train: Annotated[Path, typer.Option(help="Training records (JSONL).")],
+    bench: Annotated[list[Path], typer.Option(help="Benchmark records (JSONL); repeat for each benchmark.")],
+    out: Annotated[Path, typer.Option(help="Where the kept training records go.")],
+    removed: Annotated[Path, typer.Option(help="One line per removed item: id, stage, benchmark match, evidence.")],
+    embed_model: Annotated[Optional[Path], typer.Option(
+        help="Local GME-style embedder directory (a Qwen2-VL/Qwen2.5-VL, e.g. gme-Qwen2-VL-2B-Instruct).")] = None,
+    threshold: Annotated[float, typer.Option(help="Remove when cosine similarity is strictly above this.")] = 0.95,
+    no_embedding: Annotated[bool, typer.Option("--no-embedding", help="Run the text stage only.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Items per embedding forward.")] = 8,
+    cache: Annotated[Optional[Path], typer.Option(
+        help="Embedding cache folder (default: .infimmr-embed-cache beside --out).")] = None,
+    min_pixels: Annotated[Optional[int], typer.Option(help="Image resize floor (default GME's 256*28*28).")] = None,
+    max_pixels: Annotated[Optional[int], typer.Option(help="Image resize ceiling (default GME's 1280*28*28).")] = None,
+    device: Annotated[str, typer.Option(help="Device for the embedder, e.g. cpu or cuda.")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
+) -> None:
+    """Drop training items that leak benchmark items: 32-gram / exact-match text stage, then multimodal embeddings."""
+    from infimmr_cli.commands.decontam import run
+
+    run(train, bench, out, removed, embed_model=embed_model, threshold=threshold, no_embedding=no_embedding,
+        batch_size=batch_size, cache=cache, min_pixels=min_pixels, max_pixels=max_pixels, device=device, dtype=dtype)
+
+
 def main() -> None:
     from infimmr_cli.errors import run_cli
 
