@@ -44,7 +44,8 @@ class ScriptedEngine:
         for r in requests:
             assert len(r.images) == 1
             text = self.reply(r.images[0].getpixel((0, 0))[0], r)
-            out.append([Completion(text=text, token_ids=[1], finish_reason="length" if text.endswith("...") else "stop")])
+            reason = "length" if text.endswith("...") else "stop"
+            out.append([Completion(text=text, token_ids=[1], finish_reason=reason)])
         return out
 
 
@@ -151,7 +152,7 @@ def test_empty_and_truncated_captions_are_marked(tmp_path):
 
 
 def test_caption_without_image_type_fails_before_any_work(tmp_path):
-    src = make_records(tmp_path, [("a", [1], ), ("b", [2])], a={"image_type": "chart"})
+    src = make_records(tmp_path, [("a", [1]), ("b", [2])], a={"image_type": "chart"})
     engine = ScriptedEngine(lambda tag, req: "x")
     out = tmp_path / "c.jsonl"
     with pytest.raises(UsageError, match="1 image records have none \\(first id 'b'\\); run `infimmr classify` first"):
@@ -194,7 +195,7 @@ def test_a_crash_mid_run_resumes_without_duplicates_or_losses(tmp_path):
 
 
 KILL_SCRIPT = """
-import sys, time, types
+import sys
 sys.path.insert(0, {tests!r})
 from test_classify_caption import ScriptedEngine, factory
 from infimmr_cli.commands import classify

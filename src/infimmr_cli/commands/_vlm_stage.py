@@ -108,15 +108,14 @@ def run_stage(name: str, in_path: str | Path, out_path: str | Path, process: Pro
 
 def engine_opener(model: str | Path, engine: str, batch_size: int) -> EngineFactory:
     """Resolve the model now (a missing model fails before anything runs); load it only when there is work."""
+    if engine not in ("auto", "hf", "vllm"):
+        raise UsageError(f"--engine: {engine!r} is not one of auto, hf, vllm")
     model_dir = resolve_model(model)
 
     def open_() -> tuple[Any, Any]:
         from infimmr_cli.rollout import open_engine
 
-        try:
-            return open_engine(model_dir, engine=engine, batch_size=batch_size)
-        except ValueError as exc:
-            raise UsageError(f"--engine: {exc}") from None
+        return open_engine(model_dir, engine=engine, batch_size=batch_size)
 
     return open_
 
