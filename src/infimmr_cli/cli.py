@@ -73,6 +73,64 @@ def decontam(
         batch_size=batch_size, cache=cache, min_pixels=min_pixels, max_pixels=max_pixels, device=device, dtype=dtype)
 
 
+# Options classify and caption share (typer reads them from each signature).
+InPath = Annotated[Path, typer.Option("--in", help="Input records (JSONL).", show_default=False)]
+OutPath = Annotated[Path, typer.Option("--out", help="Output records (JSONL); a rerun skips ids already in it.",
+                                       show_default=False)]
+EngineOpt = Annotated[str, typer.Option(help="auto (vLLM on a GPU when installed, else HF), hf or vllm.")]
+BatchOpt = Annotated[int, typer.Option(help="Records per engine call; each chunk is saved before the next.")]
+LimitOpt = Annotated[Optional[int], typer.Option(help="Only the first N input records.")]
+OutsideOpt = Annotated[bool, typer.Option("--allow-outside-images", help="Accept image paths that leave the input "
+                                          "file's folder (a stage that wrote into another folder makes them).")]
+
+
+@app.command("classify", epilog="Example: infimmr classify --in data/virl39k.jsonl --out data/typed.jsonl "
+                                "--model Qwen/Qwen2.5-VL-7B-Instruct --batch-size 16")
+def classify(
+    in_path: InPath,
+    out: OutPath,
+    model: Annotated[str, typer.Option(help="Model directory, or a hub id found in the local HF cache (no download).")]
+    = "Qwen/Qwen2.5-VL-7B-Instruct",
+    engine: EngineOpt = "auto",
+    batch_size: BatchOpt = 8,
+    max_new_tokens: Annotated[int, typer.Option(help="Reply length limit (the reply is one word).")] = 8,
+    limit: LimitOpt = None,
+    allow_outside_images: OutsideOpt = False,
+) -> None:
+    """Give each image a type (natural, aigc, mathgeo, chart, table, equation, ocr, gui, other); resumable.
+
+    The record's image_type is its images' most frequent type other than `other` (ties: first image); per-image types
+    go to meta.image_types, unparsed replies to meta.image_type_raw. Text-only records pass through.
+    """
+    from infimmr_cli.commands.classify import run
+
+    run(in_path, out, model=model, engine=engine, batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit,
+        allow_outside_images=allow_outside_images)
+
+
+@app.command("caption", epilog="Example: infimmr caption --in data/typed.jsonl --out data/captioned.jsonl "
+                               "--model U4R/OmniCaptioner --batch-size 16")
+def caption(
+    in_path: InPath,
+    out: OutPath,
+    model: Annotated[str, typer.Option(help="Model directory, or a hub id found in the local HF cache (no download).")]
+    = "U4R/OmniCaptioner",
+    engine: EngineOpt = "auto",
+    batch_size: BatchOpt = 8,
+    max_new_tokens: Annotated[int, typer.Option(help="Caption length limit in tokens.")] = 256,
+    limit: LimitOpt = None,
+    allow_outside_images: OutsideOpt = False,
+) -> None:
+    """Write a concise caption per image record under its type's system prompt (for the CMRA phase); resumable.
+
+    Needs image_type on every image record: run `infimmr classify` first. Text-only records keep caption null.
+    """
+    from infimmr_cli.commands.caption import run
+
+    run(in_path, out, model=model, engine=engine, batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit,
+        allow_outside_images=allow_outside_images)
+
+
 def main() -> None:
     from infimmr_cli.errors import run_cli
 

@@ -1,0 +1,156 @@
+"""What classify and caption share: model lookup, resumable batched generation with a progress bar, the summary table.
+
+A stage supplies `process(records, engine, processor) -> records`; this module reads the input, skips ids already in
+the output, feeds the rest in chunks of `batch_size` records, appends each chunk to `<out>.partial` (flushed and
+fsynced), and renames it to `<out>` when every record is in. A killed run resumes where the partial file ends.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+from rich.table import Table
+from rich.text import Text
+
+from infimmr_cli.errors import UsageError
+from infimmr_cli.records import Record, ResumableWriter, iter_records, partial_path, read_records
+
+Process = Callable[[list[Record], Any, Any], list[Record]]
+EngineFactory = Callable[[], tuple[Any, Any]]
+
+
+def resolve_model(model: str | Path) -> Path:
+    """A local model directory: the path itself, or a hub id looked up in the local Hugging Face cache only.
+
+    Never touches the network: `snapshot_download(local_files_only=True)` answers from the cache or fails.
+    """
+    from infimmr_cli.modeling import check_model_dir
+
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return check_model_dir(path)
+    if str(model).count("/") != 1 or path.exists():
+        raise UsageError(f"--model {model}: not a model directory (and not a hub id like Org/Name)")
+    try:
+        from huggingface_hub import snapshot_download
+
+        return check_model_dir(snapshot_download(str(model), local_files_only=True))
+    except Exception as exc:  # LocalEntryNotFoundError, a partial snapshot, ...: all mean "not usable offline"
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        raise UsageError(f"--model {model}: not found in the local Hugging Face cache ({HF_HUB_CACHE}); download it "
+                         f"first (`hf download {model}`) or pass --model DIR ({type(exc).__name__})") from None
+
+
+class RateColumn(ProgressColumn):
+    """Records per second (rich's speed estimate over the recent window)."""
+
+    def render(self, task) -> Text:
+        return Text(f"{task.speed or 0.0:.2f} items/s", style="progress.data.speed")
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+
+
+def run_stage(name: str, in_path: str | Path, out_path: str | Path, process: Process, *, open_engine: EngineFactory,
+              batch_size: int = 8, limit: int | None = None, check: Callable[[list[Record]], None] | None = None,
+              allow_outside: bool = False, console: Console | None = None) -> tuple[Path, int]:
+    """Run `process` over the records of `in_path` not yet in `out_path`. Returns (output path, records done now).
+
+    `limit` keeps the first N input records; `allow_outside` accepts image paths leaving the input's folder (what a
+    stage writing into another folder produces). `check` sees them before any output is touched or model loaded.
+    """
+    console = console or Console()
+    if batch_size < 1:
+        raise UsageError(f"--batch-size: {batch_size} must be at least 1")
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit: {limit} must be at least 1")
+    in_path, out = Path(in_path), Path(out_path)
+    if in_path.resolve() == out.resolve():
+        raise UsageError(f"--out {out}: must differ from --in (stages never rewrite their input)")
+    records = read_records(in_path, allow_outside=allow_outside)[:limit]
+    if check is not None:
+        check(records)
+    wanted = {r.id for r in records}
+    if out.exists() and not partial_path(out).exists():
+        have = {r.id for r in iter_records(out, check_images=False, allow_outside=True)}
+        if wanted <= have:
+            console.print(f"{name}: {out} already holds all {len(wanted)} records; nothing to do")
+            return out, 0
+        # Keep the finished file intact while we add to a copy of it.
+        shutil.copyfile(out, partial_path(out))
+
+    with ResumableWriter(out) as writer:
+        todo = [r for r in records if r.id not in writer.done_ids]
+        if len(todo) < len(records):
+            console.print(f"{name}: resuming, {len(records) - len(todo)} records already in {writer.partial}")
+        if todo:
+            engine, processor = open_engine()
+            with _progress(console) as bar:
+                task = bar.add_task(name, total=len(todo))
+                for start in range(0, len(todo), batch_size):
+                    chunk = todo[start:start + batch_size]
+                    done = process(chunk, engine, processor)
+                    if [r.id for r in done] != [r.id for r in chunk]:
+                        raise RuntimeError(f"{name}: process returned other records than it was given")
+                    writer.write(done)
+                    bar.advance(task, len(chunk))
+        return writer.finish(), len(todo)
+
+
+def engine_opener(model: str | Path, engine: str, batch_size: int) -> EngineFactory:
+    """Resolve the model now (a missing model fails before anything runs); load it only when there is work."""
+    if engine not in ("auto", "hf", "vllm"):
+        raise UsageError(f"--engine: {engine!r} is not one of auto, hf, vllm")
+    model_dir = resolve_model(model)
+
+    def open_() -> tuple[Any, Any]:
+        from infimmr_cli.rollout import open_engine
+
+        return open_engine(model_dir, engine=engine, batch_size=batch_size)
+
+    return open_
+
+
+def generate_per_image(records: Sequence[Record], engine, processor, messages_for: Callable[[Record, int], list],
+                       sampling) -> tuple[dict[tuple[int, int], Any], dict[int, str]]:
+    """One request per image of every record in one engine call.
+
+    Returns ({(record index, image index): Completion}, {record index: error for an image that cannot be read}).
+    """
+    from infimmr_cli.images import load_record_images
+    from infimmr_cli.rollout import Request
+
+    requests, owners, errors = [], [], {}
+    for i, rec in enumerate(records):
+        if not rec.images:
+            continue
+        try:
+            images = load_record_images(rec, processor)
+        except ValueError as exc:  # a corrupt file costs this record, not the run
+            errors[i] = str(exc)
+            continue
+        for j, image in enumerate(images):
+            requests.append(Request(messages_for(rec, j), [image]))
+            owners.append((i, j))
+    outputs = engine.generate(requests, sampling) if requests else []
+    return {key: out[0] for key, out in zip(owners, outputs)}, errors
+
+
+def summary_table(title: str, counts: Counter, extra: dict[str, int]) -> Table:
+    table = Table(title=title)
+    table.add_column("category")
+    table.add_column("records", justify="right")
+    for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0]))):
+        table.add_row(str(key), str(n))
+    for key, n in extra.items():
+        table.add_row(f"[bold]{key}[/]", str(n))
+    return table
