@@ -204,14 +204,15 @@ def test_a_larger_limit_extends_the_predictions_and_other_settings_are_refused(d
 
 
 def test_missing_export_and_wrong_records_are_named(data_dir, tmp_path):
+    idle = ScriptedEngine({}, {})
     with pytest.raises(UsageError, match=r"mathvista: no export found under .*empty.*mathvista/data/testmini-\*"
                                          r"\.parquet.*AI4Math/MathVista"):
-        run(["mathvista"], tmp_path / "o", model="m", data_dir=tmp_path / "empty", quiet=True)
+        run(["mathvista"], tmp_path / "o", model="m", data_dir=tmp_path / "empty", engine=idle, quiet=True)
     recs = bench_records(BENCHES["math500"], tmp_path / "p", data_dir, None)[1]
     with pytest.raises(RecordError, match=r"is from 'math500', not mathverse"):
-        run(["mathverse"], tmp_path / "o", model="m", records=[recs], quiet=True)
+        run(["mathverse"], tmp_path / "o", model="m", records=[recs], engine=idle, quiet=True)
     with pytest.raises(UsageError, match=r"--records: 1 files for 2 --bench"):
-        run(["mathverse", "math500"], tmp_path / "o", model="m", records=[recs], quiet=True)
+        run(["mathverse", "math500"], tmp_path / "o", model="m", records=[recs], engine=idle, quiet=True)
 
 
 def test_compare_table_in_the_paper_shape_as_markdown_and_png(data_dir, tmp_path):
@@ -260,5 +261,8 @@ def test_cli_eval_of_every_bench_on_the_tiny_model(tiny_model_dir, data_dir, tmp
         lines = (out / bench / "predictions.jsonl").read_text().splitlines()
         assert len(lines) == 2 and all(json.loads(x)["completion_tokens"] <= 6 for x in lines)
         assert f"{bench}: {entry['accuracy']['k']}/2 correct" in proc.stdout
-    table = run_cli("compare", f"tiny={out}", "--out", tmp_path / "cmp")
+    table = run_cli("eval", "--compare", f"tiny={out}", "--out", tmp_path / "cmp")
     assert "tiny" in table.stdout and (tmp_path / "cmp" / "compare.png").is_file()
+    assert (tmp_path / "cmp" / "compare.md").read_text().splitlines()[2].startswith("| tiny | ")
+    missing = run_cli("eval", "--bench", "math500", "--model", tmp_path / "no-model", "--out", out, check=False)
+    assert missing.returncode == 2 and "no-model: model directory not found" in missing.stderr

@@ -164,6 +164,10 @@ def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None
                              f"in the same order")
     if not predictions and model is None:
         raise UsageError("--model: needed to generate (or pass --predictions to rescore without a model)")
+    if not predictions and isinstance(engine, str):
+        from infimmr_cli.modeling import check_model_dir
+
+        check_model_dir(model)  # fail before preparing any bench, naming what the folder lacks
     if limit is not None and limit < 1:
         raise UsageError(f"--limit: {limit} must be at least 1")
     if data_dir is None and os.environ.get("INFIMMR_DATA"):
