@@ -23,7 +23,8 @@ class Cell:
     n: int | None = None
 
     def text(self) -> str:
-        return f"{self.pct:.2f}" if self.k is None else f"{self.pct:.2f} ({self.k}/{self.n})"
+        # The paper's numbers as printed (no digits added); ours with 2 decimals and the counts behind them.
+        return str(self.pct) if self.k is None else f"{self.pct:.2f} ({self.k}/{self.n})"
 
 
 @dataclass
@@ -85,7 +86,7 @@ def draw_png(rows: list[Row], path: str | Path) -> Path:
 
     cols = columns(rows)
     width = 0.8 / max(len(rows), 1)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(cols) * max(1, len(rows)) ** 0.5), 4.5))
+    fig, ax = plt.subplots(figsize=(min(14.0, 2.0 + len(cols) * (0.5 + 0.3 * len(rows))), 5.0))
     for i, r in enumerate(rows):
         xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(cols))]
         ys = [r.cells[c].pct if c in r.cells else 0.0 for c in cols]
@@ -97,7 +98,7 @@ def draw_png(rows: list[Row], path: str | Path) -> Path:
     ax.set_xticks(range(len(cols)), [title(c) for c in cols])
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(len(rows), 3), frameon=False)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
