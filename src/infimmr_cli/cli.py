@@ -131,6 +131,69 @@ def caption(
         allow_outside_images=allow_outside_images)
 
 
+BENCH_NAMES = ("math500", "mathverse", "mathvision", "mathvision-testmini", "olympiadbench", "mathvista")
+
+
+@app.command("eval", epilog="Examples:\n\n"
+             "infimmr eval --bench mathverse --bench mathvista --model ckpt/mre/hf --data-dir data/bench "
+             "--out runs/eval/mre\n\n"
+             "infimmr eval --bench math500 --model runs/tiny --data-dir data/bench --out runs/eval/tiny --limit 4 "
+             "--max-new-tokens 16\n\n"
+             "infimmr eval --bench mathverse --out runs/eval/mre --predictions runs/eval/mre/mathverse/predictions.jsonl"
+             "\n\ninfimmr eval --compare base=runs/eval/base --compare runs/eval/fra --out runs/eval/table --with-paper")
+def eval_cmd(
+    bench: Annotated[Optional[list[str]], typer.Option("--bench", help=f"Benchmark, repeatable: {', '.join(BENCH_NAMES)}.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder: OUT/<bench>/predictions.jsonl, OUT/results.json.")] = None,
+    model: Annotated[Optional[Path], typer.Option(help="Model directory (HF format) to generate with.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(envvar="INFIMMR_DATA", help="Folder holding the benchmark exports (one sub-folder per bench).")] = None,
+    records: Annotated[Optional[list[Path]], typer.Option(help="Prepared records instead of the export, one per --bench, same order.")] = None,
+    predictions: Annotated[Optional[list[Path]], typer.Option(help="Rescore these predictions (JSONL with id, completion) without a model; one per --bench.")] = None,
+    engine: Annotated[str, typer.Option(help="auto (vLLM on GPU when installed, else HF), hf or vllm.")] = "auto",
+    batch_size: Annotated[Optional[int], typer.Option(help="Prompts per generate call (default 8 on HF, 256 on vLLM).")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest completion.")] = 2048,
+    temperature: Annotated[float, typer.Option(help="0 = greedy (default).")] = 0.0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling when temperature > 0.")] = 1.0,
+    top_k: Annotated[int, typer.Option(help="Top-k when temperature > 0; 0 = off.")] = 0,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N items of each bench (N is then the count).")] = None,
+    dtype: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
+    workers: Annotated[Optional[int], typer.Option(help="Scoring worker processes (default: the reward module's).")] = None,
+    reward: Annotated[str, typer.Option(help="Scoring function: default or path.py:function.")] = "default",
+    compare: Annotated[Optional[list[str]], typer.Option("--compare", help="Instead of evaluating: tabulate these eval folders (DIR or label=DIR), repeatable.")] = None,
+    with_paper: Annotated[bool, typer.Option(help="With --compare: add the paper's reported rows.")] = False,
+) -> None:
+    """Evaluate a model on the paper's benchmarks (k/N overall and per subset), rescore predictions, or compare runs."""
+    from infimmr_cli.errors import UsageError
+
+    if compare:
+        from infimmr_cli.commands.compare import run as compare_run
+
+        compare_run(compare, out or Path("."), with_paper=with_paper)
+        return
+    if not bench:
+        raise UsageError("--bench: give at least one benchmark (or --compare DIR ...)")
+    if out is None:
+        raise UsageError("--out: the folder to write predictions and results into")
+    from infimmr_cli.commands.eval import run
+
+    run(bench, out, model=model, data_dir=data_dir, records=records, predictions=predictions, engine=engine,
+        batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
+        seed=seed, limit=limit, dtype=dtype, workers=workers, reward=reward)
+
+
+@app.command("compare", epilog="Example: infimmr compare base=runs/eval/base fra=runs/eval/fra cmra=runs/eval/cmra "
+                              "mre=runs/eval/mre --out runs/eval/table --with-paper")
+def compare_cmd(
+    runs: Annotated[list[str], typer.Argument(help="Eval folders (with results.json), as DIR or label=DIR, in row order.")],
+    out: Annotated[Path, typer.Option(help="Where compare.md, compare.png and compare.json go.")] = Path("."),
+    with_paper: Annotated[bool, typer.Option(help="Add the paper's reported rows (Tables 1-2).")] = False,
+) -> None:
+    """One table of checkpoints x benchmarks (the paper's Table 1 shape), as Markdown and a PNG chart."""
+    from infimmr_cli.commands.compare import run
+
+    run(runs, out, with_paper=with_paper)
+
+
 def main() -> None:
     from infimmr_cli.errors import run_cli
 

@@ -22,10 +22,21 @@ SYSTEM_PROMPT = (
 CAPTION_PREFIX = "Caption of the image: {caption}\n\n"
 
 
+def _lists_options(text: str, record: Record) -> bool:
+    """The question already shows its options: in its text (MathVerse, and the prepared MathVision/MathVista questions,
+    keep a `Choices:` block) or only in the image (`meta.choices_in_image`). Appending them again would duplicate them."""
+    from infimmr_cli.gold import parse_choices
+
+    if record.meta.get("choices_in_image"):
+        return True
+    listed = parse_choices(text)
+    return listed is not None and len(listed) == len(record.choices or [])
+
+
 def question_text(record: Record, with_caption: bool = False) -> str:
     """The user's text: optional caption prefix, the question, then lettered options for choice items."""
     text = record.question.strip()
-    if record.choices:
+    if record.choices and not _lists_options(text, record):
         options = "\n".join(f"{LETTERS[i]}. {c}" for i, c in enumerate(record.choices))
         text = f"{text}\nChoices:\n{options}"
     if with_caption:

@@ -1,0 +1,45 @@
+"""`infimmr compare` (also `infimmr eval --compare`): several eval folders in one table, Markdown + PNG."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from infimmr_cli.errors import UsageError
+
+
+@dataclass
+class CompareOutput:
+    markdown: Path
+    png: Path
+    json: Path
+    text: str
+
+
+def run(runs: list[str], out: str | Path, with_paper: bool = False, quiet: bool = False) -> CompareOutput:
+    """runs: `DIR` or `label=DIR`, each an `infimmr eval --out` folder. Writes OUT/compare.{md,png,json}."""
+    from infimmr_cli.evaluation import compare
+    from infimmr_cli.records import atomic_write_text
+
+    if not runs:
+        raise UsageError("--compare: give at least one eval folder (DIR or label=DIR)")
+    rows = [compare.load_row(*compare.parse_run_arg(r)) for r in runs]
+    labels = [r.label for r in rows]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise UsageError(f"--compare: label {dupes[0]!r} used twice; name the runs with label=DIR")
+    if with_paper:
+        rows = rows + compare.paper_rows()
+    out = Path(out)
+    text = compare.to_markdown(rows)
+    md, png, js = out / "compare.md", out / "compare.png", out / "compare.json"
+    atomic_write_text(md, text)
+    atomic_write_text(js, json.dumps(compare.compare_payload(rows), indent=2) + "\n")
+    compare.draw_png(rows, png)
+    console = Console(quiet=quiet)
+    console.print(compare.rich_table(rows))
+    console.print(f"wrote {md}, {png}", highlight=False)
+    return CompareOutput(md, png, js, text)

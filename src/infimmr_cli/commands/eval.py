@@ -1,0 +1,334 @@
+"""`infimmr eval`: generate on the paper's benchmarks, score with the training reward, count k/N overall and per subset.
+
+Per bench, under OUT/<bench>/:
+- records.jsonl     the bench as records (prepared here from the export, unless --records gave them)
+- predictions.jsonl one line per item, appended and flushed as produced (`.partial` until every item is in), so a
+                    killed eval resumes where it stopped
+- run.json          what made the predictions (model, sampling, system prompt, reward); a resume with other settings
+                    is refused rather than mixing two runs in one file
+OUT/results.json holds every bench evaluated into OUT (merged across runs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from infimmr_cli.errors import UsageError
+from infimmr_cli.records import Record, RecordError, atomic_write_text, partial_path
+
+DEFAULT_MAX_NEW_TOKENS = 2048
+HF_BATCH, VLLM_BATCH = 8, 256
+
+
+# ---------------------------------------------------------------- records of a bench
+
+
+def bench_records(bench, out_dir: Path, data_dir: Path | None, records_file: Path | None,
+                  quiet: bool = True) -> tuple[list[Record], Path]:
+    """The bench's records and the file they came from: --records as given, else prepared from the export under the
+    data folder into OUT/<bench>/records.jsonl (reused while the export path is unchanged)."""
+    from infimmr_cli.records import read_records
+
+    if records_file is not None:
+        path = Path(records_file)
+    else:
+        if data_dir is None:
+            raise UsageError(f"--data-dir: needed to find the {bench.name} export (or set INFIMMR_DATA, or pass "
+                             f"--records)")
+        export = bench.find_export(data_dir)
+        path = out_dir / bench.name / "records.jsonl"
+        prov = path.with_name(path.name + ".provenance.json")
+        made_from = json.loads(prov.read_text()).get("input") if prov.is_file() else None
+        if not path.is_file() or made_from != str(export.resolve()):
+            from infimmr_cli.commands.prepare import run as prepare
+
+            prepare(bench.reader, export, path, quiet=quiet)
+    recs = read_records(path)
+    wrong = [r for r in recs if r.source.split("/")[0] != bench.reader]
+    if wrong:
+        raise RecordError(f"{path}: source: record {wrong[0].id!r} is from {wrong[0].source!r}, not {bench.reader}; "
+                          f"is this the right file for --bench {bench.name}?")
+    return recs, path
+
+
+# ---------------------------------------------------------------- predictions files
+
+
+def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
+    """id -> prediction line, for a predictions JSONL (ours or another tool's: `id` and `completion` are required).
+
+    A torn last line (a kill mid-write) is dropped; any other bad line names file:line: field.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"--predictions: {path}: file not found")
+    out: dict[str, dict[str, Any]] = {}
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if not line.endswith("\n"):
+                    break
+                raise RecordError(f"{where}: <line>: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(obj, dict):
+                raise RecordError(f"{where}: <line>: expected a JSON object")
+            pid = obj.get("id")
+            if isinstance(pid, int) and not isinstance(pid, bool):
+                pid = str(pid)
+            if not isinstance(pid, str) or not pid:
+                raise RecordError(f"{where}: id: expected a non-empty string, got {obj.get('id')!r}")
+            if not isinstance(obj.get("completion"), str):
+                raise RecordError(f"{where}: completion: expected a string, got {type(obj.get('completion')).__name__}")
+            if pid in out:
+                raise RecordError(f"{where}: id: {pid!r} appears twice in this file")
+            out[pid] = {**obj, "id": pid}
+    return out
+
+
+def prediction_line(rec: Record, completion: str, score: dict[str, Any], finish_reason: str | None = None,
+                    n_tokens: int | None = None) -> dict[str, Any]:
+    from infimmr_cli.evaluation.tally import is_correct
+    from infimmr_cli.prompts import question_text
+
+    return {"id": rec.id, "prompt": question_text(rec), "completion": completion, "extracted": score.get("extracted"),
+            "gold": rec.answer, "format": score.get("format"), "accuracy": score.get("accuracy"),
+            "overall": score.get("overall"), "correct": is_correct(score), "finish_reason": finish_reason,
+            "completion_tokens": n_tokens}
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def _versions() -> dict[str, str]:
+    from infimmr_cli import __version__
+
+    return {"infimmr": __version__, "python": platform.python_version()}
+
+
+def check_origin(run_json: Path, origin: dict[str, Any], keys=("model", "sampling", "system_prompt", "reward")) -> None:
+    """Refuse to append to predictions another model or other settings made: one predictions file, one run."""
+    if not run_json.is_file():
+        return
+    before = json.loads(run_json.read_text(encoding="utf-8"))
+    for key in keys:
+        if key in before and before[key] != origin[key]:
+            raise UsageError(f"{run_json}: {key}: the predictions here were made with {before[key]!r}, this run uses "
+                             f"{origin[key]!r}; use another --out or delete {run_json.parent}")
+
+
+# ---------------------------------------------------------------- the command
+
+
+def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None, data_dir: str | Path | None = None,
+        records: Sequence[str | Path] | None = None, predictions: Sequence[str | Path] | None = None,
+        engine: Any = "auto", batch_size: int | None = None, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+        temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0, limit: int | None = None,
+        dtype: str = "auto", workers: int | None = None, reward: str = "default", score_timeout: float = 5.0,
+        processor: Any = None, quiet: bool = False) -> dict[str, dict[str, Any]]:
+    """Evaluate `model` on each bench (or rescore `predictions`), write OUT/<bench>/… and OUT/results.json.
+
+    records / predictions: one file per bench, in --bench order. `engine` is "auto"|"hf"|"vllm" or an object with
+    `generate` (tests, or a caller holding an engine already; then `processor` sizes the images). Returns the
+    results.json entries of these benches.
+    """
+    from infimmr_cli.evaluation.benches import get_bench
+    from infimmr_cli.evaluation.report import merge_results, print_bench
+
+    specs = [get_bench(b) for b in benches]
+    if not specs:
+        raise UsageError("--bench: give at least one benchmark")
+    if len(set(benches)) != len(benches):
+        raise UsageError("--bench: a benchmark is listed twice")
+    records, predictions = list(records or []), list(predictions or [])
+    for flag, files in (("--records", records), ("--predictions", predictions)):
+        if files and len(files) != len(specs):
+            raise UsageError(f"{flag}: {len(files)} files for {len(specs)} --bench values; give one per bench, "
+                             f"in the same order")
+    if not predictions and model is None:
+        raise UsageError("--model: needed to generate (or pass --predictions to rescore without a model)")
+    if not predictions and isinstance(engine, str):
+        from infimmr_cli.modeling import check_model_dir
+
+        check_model_dir(model)  # fail before preparing any bench, naming what the folder lacks
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit: {limit} must be at least 1")
+    if data_dir is None and os.environ.get("INFIMMR_DATA"):
+        data_dir = os.environ["INFIMMR_DATA"]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir = Path(data_dir) if data_dir is not None else None
+    console = Console(quiet=quiet)
+
+    loaded = []
+    for i, spec in enumerate(specs):
+        recs, src = bench_records(spec, out, data_dir, Path(records[i]) if records else None, quiet=True)
+        loaded.append((spec, recs[:limit] if limit else recs, recs, src))
+
+    entries: dict[str, dict[str, Any]] = {}
+    if predictions:
+        for (spec, recs, every, src), pfile in zip(loaded, predictions):
+            entries[spec.name] = _rescore(spec, recs, every, src, Path(pfile), out, reward, workers, score_timeout,
+                                          console)
+    else:
+        gen = _Generator(model, engine, processor, batch_size, dtype,
+                         _sampling(temperature, top_p, top_k, max_new_tokens, seed))
+        for spec, recs, every, src in loaded:
+            entries[spec.name] = _generate(spec, recs, len(every), src, out, gen, reward, workers, score_timeout, console)
+    results = merge_results(out, entries)
+    for entry in entries.values():
+        print_bench(console, entry)
+    console.print(f"results: {results}", highlight=False)
+    return entries
+
+
+def _sampling(temperature, top_p, top_k, max_new_tokens, seed):
+    from infimmr_cli.rollout.base import SamplingSettings
+
+    if max_new_tokens < 1:
+        raise UsageError(f"--max-new-tokens: {max_new_tokens} must be at least 1")
+    return SamplingSettings(n=1, temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
+                            seed=seed)
+
+
+class _Generator:
+    """Opens the engine on first use only: an eval whose predictions are all in never loads the model."""
+
+    def __init__(self, model, engine, processor, batch_size, dtype, sampling):
+        self.model, self.engine, self.processor = model, engine, processor
+        self.batch_size, self.dtype, self.sampling = batch_size, dtype, sampling
+        self.engine_name = engine if isinstance(engine, str) else type(engine).__name__
+
+    @property
+    def model_label(self) -> str:
+        path = Path(str(self.model))
+        return str(path.resolve()) if path.exists() else str(self.model)
+
+    def open(self):
+        if isinstance(self.engine, str):
+            from infimmr_cli.rollout import open_engine
+
+            self.engine, self.processor = open_engine(self.model, engine=self.engine,
+                                                      batch_size=self.batch_size or HF_BATCH, dtype=self.dtype)
+            self.engine_name = type(self.engine).__name__
+        if self.batch_size is None:  # vLLM schedules its own batches: hand it many prompts at once
+            self.batch_size = VLLM_BATCH if "vllm" in self.engine_name.lower() else HF_BATCH
+        return self.engine
+
+    def origin(self) -> dict[str, Any]:
+        from infimmr_cli.prompts import SYSTEM_PROMPT
+
+        return {"model": self.model_label, "sampling": asdict(self.sampling), "system_prompt": SYSTEM_PROMPT}
+
+
+def _origin_fields(run_json: Path) -> dict[str, Any]:
+    return json.loads(run_json.read_text(encoding="utf-8")) if run_json.is_file() else {}
+
+
+def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _Generator, reward: str,
+              workers: int | None, timeout: float, console: Console) -> dict[str, Any]:
+    from infimmr_cli.evaluation.tally import is_correct
+    from infimmr_cli.images import load_record_images
+    from infimmr_cli.prompts import build_messages
+    from infimmr_cli.records import ResumableWriter
+    from infimmr_cli.rewards import score_batch
+    from infimmr_cli.rollout.base import Request
+
+    bench_dir = out / spec.name
+    pred_path, run_json = bench_dir / "predictions.jsonl", bench_dir / "run.json"
+    origin = {**gen.origin(), "reward": reward}
+    check_origin(run_json, origin)
+    wanted = {r.id for r in recs}
+    if pred_path.is_file():
+        if partial_path(pred_path).exists():
+            raise UsageError(f"{bench_dir}: holds both predictions.jsonl and its .partial; delete one")
+        if not wanted <= set(read_predictions(pred_path)):
+            os.replace(pred_path, partial_path(pred_path))  # more items asked for than done: resume appending
+    if not pred_path.is_file():
+        with ResumableWriter(pred_path) as writer:
+            todo = [r for r in recs if r.id not in writer.done_ids]
+            if todo:
+                engine = gen.open()
+                atomic_write_text(run_json, json.dumps({**origin, "engine": gen.engine_name, "records": str(src),
+                                                        **_versions()}, indent=2) + "\n")
+                with Progress(TextColumn(f"eval {spec.name}"), BarColumn(), MofNCompleteColumn(),
+                              TextColumn("{task.fields[right]} right"), TimeElapsedColumn(), console=console,
+                              transient=True) as progress:
+                    task = progress.add_task("items", total=len(recs), completed=len(recs) - len(todo), right=0)
+                    right = 0
+                    for chunk in _chunks(todo, gen.batch_size):
+                        requests = [Request(build_messages(r), load_record_images(r, gen.processor)) for r in chunk]
+                        outs = engine.generate(requests, gen.sampling)
+                        texts = [o[0].text for o in outs]
+                        scores = score_batch(texts, list(chunk), reward=reward, workers=workers, timeout=timeout)
+                        writer.write([prediction_line(r, o[0].text, s, o[0].finish_reason, len(o[0].token_ids))
+                                      for r, o, s in zip(chunk, outs, scores)])
+                        right += sum(is_correct(s) for s in scores)
+                        progress.update(task, advance=len(chunk), right=right)
+            writer.finish()
+    return _report(spec, recs, total, pred_path, _origin_fields(run_json))
+
+
+def _rescore(spec, recs: list[Record], every: list[Record], src: Path, pfile: Path, out: Path, reward: str,
+             workers: int | None, timeout: float, console: Console) -> dict[str, Any]:
+    """Score predictions made elsewhere (or earlier) against the bench records, joined on id; no model."""
+    from infimmr_cli.records import write_records
+    from infimmr_cli.rewards import score_batch
+
+    preds = read_predictions(pfile)
+    known = {r.id for r in every}
+    unknown = [pid for pid in preds if pid not in known]
+    if unknown:
+        raise RecordError(f"{pfile}: id: {unknown[0]!r} ({len(unknown)} in all) is not among the {len(every)} "
+                          f"{spec.name} records of {src}")
+    scored = [r for r in recs if r.id in preds]
+    if not scored:
+        raise UsageError(f"--predictions: {pfile}: no prediction for any {spec.name} record")
+    origin = _origin_fields(pfile.with_name("run.json"))  # where those predictions came from, when known
+    started = time.perf_counter()
+    scores = score_batch([preds[r.id]["completion"] for r in scored], scored, reward=reward, workers=workers,
+                         timeout=timeout)
+    seconds = time.perf_counter() - started
+    lines = [prediction_line(r, preds[r.id]["completion"], s, preds[r.id].get("finish_reason"),
+                             preds[r.id].get("completion_tokens")) for r, s in zip(scored, scores)]
+    bench_dir = out / spec.name
+    write_records(bench_dir / "predictions.jsonl", lines)
+    origin = {**origin, "reward": reward, "rescored_from": str(pfile.resolve()), "records": str(src),
+              "rescore_seconds": round(seconds, 3), **_versions()}
+    atomic_write_text(bench_dir / "run.json", json.dumps(origin, indent=2) + "\n")
+    if len(scored) < len(recs):
+        console.print(f"[yellow]{spec.name}: predictions cover {len(scored)} of {len(recs)} records; N = "
+                      f"{len(scored)}[/]")
+    return _report(spec, scored, len(every), bench_dir / "predictions.jsonl", origin)
+
+
+def _report(spec, recs: list[Record], total: int, pred_path: Path, origin: dict[str, Any]) -> dict[str, Any]:
+    """Count from the predictions file (what a reader can check), over this run's records."""
+    from infimmr_cli.evaluation.report import bench_entry
+    from infimmr_cli.evaluation.tally import tally
+
+    preds = read_predictions(pred_path)
+    missing = [r.id for r in recs if r.id not in preds]
+    if missing:
+        raise RecordError(f"{pred_path}: id: no prediction for {missing[0]!r} ({len(missing)} missing)")
+    counts = tally(recs, [preds[r.id] for r in recs], spec.subsets, spec.order)
+    rel = os.path.relpath(pred_path, pred_path.parent.parent)
+    keep = {k: origin[k] for k in ("model", "engine", "sampling", "reward", "rescored_from") if k in origin}
+    return bench_entry(spec.name, recs[0].source if recs else spec.reader, counts, total, spec.items, rel, keep)
