@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-# HF `datasets` stores an Image feature in parquet as this struct.
-IMAGE_STRUCT = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+from infimmr_cli.export_schemas import (IMAGE_STRUCT, MATHVERSE_SCHEMA, MATHVISION_SCHEMA, MATHVISTA_SCHEMA,
+                                           OLYMPIAD_SCHEMA, VIRL_SCHEMA)
 
 
 def png_bytes(color: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (32, 24), fmt: str = "PNG") -> bytes:
@@ -64,13 +64,6 @@ def make_math500_export(d: Path) -> Path:
     return path
 
 
-VIRL_SCHEMA = pa.schema([
-    ("question", pa.string()), ("answer", pa.string()), ("PassRate_32BTrained", pa.float64()),
-    ("PassRate_7BBase", pa.float64()), ("category", pa.string()), ("source", pa.string()), ("qid", pa.string()),
-    ("image", pa.list_(pa.string())),
-])
-
-
 def make_virl39k_export(d: Path, nested_images: bool = False) -> Path:
     """A ViRL39K release folder: 39Krelease.parquet + images/ (paths listed as `images/…`, relative to the folder).
 
@@ -109,15 +102,6 @@ def make_virl39k_export(d: Path, nested_images: bool = False) -> Path:
     return d
 
 
-MATHVERSE_SCHEMA = pa.schema([
-    ("sample_index", pa.string()), ("problem_index", pa.string()), ("problem_version", pa.string()),
-    ("question", pa.string()), ("image", IMAGE_STRUCT), ("answer", pa.string()), ("question_type", pa.string()),
-    ("metadata", pa.struct([("split", pa.string()), ("source", pa.string()), ("subject", pa.string()),
-                            ("subfield", pa.string())])),
-    ("query_wo", pa.string()), ("query_cot", pa.string()), ("question_for_eval", pa.string()),
-])
-
-
 def make_mathverse_export(d: Path) -> Path:
     """AI4Math/MathVerse testmini.parquet: a Text Dominant multi-choice row, a `(C)` gold, a Vision Only row with an
     empty question, and a free-form row."""
@@ -146,13 +130,6 @@ def make_mathverse_export(d: Path) -> Path:
     return _write(rows, MATHVERSE_SCHEMA, Path(d) / "testmini.parquet")
 
 
-MATHVISION_SCHEMA = pa.schema([
-    ("id", pa.string()), ("question", pa.string()), ("options", pa.list_(pa.string())), ("image", pa.string()),
-    ("decoded_image", IMAGE_STRUCT), ("answer", pa.string()), ("solution", pa.string()), ("level", pa.int64()),
-    ("subject", pa.string()),
-])
-
-
 def make_mathvision_export(d: Path, split: str = "test") -> Path:
     """MathLLMs/MathVision `data/<split>-00000-of-00001.parquet`: a choice row (options A-E) and a free-form row."""
     rows = [
@@ -165,18 +142,6 @@ def make_mathvision_export(d: Path, split: str = "test") -> Path:
          "level": 1, "subject": "counting"},
     ]
     return _write(rows, MATHVISION_SCHEMA, Path(d) / "data" / f"{split}-00000-of-00001.parquet")
-
-
-MATHVISTA_SCHEMA = pa.schema([
-    ("pid", pa.string()), ("question", pa.string()), ("image", pa.string()), ("decoded_image", IMAGE_STRUCT),
-    ("choices", pa.list_(pa.string())), ("unit", pa.string()), ("precision", pa.float64()), ("answer", pa.string()),
-    ("question_type", pa.string()), ("answer_type", pa.string()),
-    ("metadata", pa.struct([("category", pa.string()), ("context", pa.string()), ("grade", pa.string()),
-                            ("img_height", pa.int64()), ("img_width", pa.int64()), ("language", pa.string()),
-                            ("skills", pa.list_(pa.string())), ("source", pa.string()), ("split", pa.string()),
-                            ("task", pa.string())])),
-    ("query", pa.string()),
-])
 
 
 def _vista_meta(category: str, task: str) -> dict:
@@ -207,15 +172,6 @@ def make_mathvista_export(d: Path, bad_choice: bool = False) -> Path:
          "metadata": _vista_meta("general-vqa", "figure question answering"), "query": "Hint: ..."},
     ]
     return _write(rows, MATHVISTA_SCHEMA, Path(d) / "data" / "testmini-00000-of-00001.parquet")
-
-
-OLYMPIAD_SCHEMA = pa.schema(
-    [("id", pa.int64()), ("question", pa.string()), ("solution", pa.list_(pa.string())),
-     ("final_answer", pa.list_(pa.string())), ("context", pa.string())]
-    + [(f"image_{k}", IMAGE_STRUCT) for k in range(1, 6)]
-    + [("modality", pa.string()), ("difficulty", pa.string()), ("is_multiple_answer", pa.bool_()),
-       ("unit", pa.string()), ("answer_type", pa.string()), ("error", pa.string()), ("question_type", pa.string()),
-       ("subfield", pa.string()), ("subject", pa.string()), ("language", pa.string())])
 
 
 def _olympiad_row(rid: int, question: str, final: str, multiple: bool, error: str | None, images: list,

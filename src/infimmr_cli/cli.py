@@ -30,6 +30,20 @@ def tiny_model(
     run(out, seed=seed)
 
 
+@app.command("demo-data", epilog="Example: infimmr demo-data runs/demo/raw")
+def demo_data(
+    out: Annotated[Path, typer.Argument(help="Folder to write the raw exports into.")],
+    n_text: Annotated[int, typer.Option(help="Text-only arithmetic problems (DeepScaleR schema).")] = 24,
+    n_image: Annotated[int, typer.Option(help="Image problems over drawn squares (ViRL39K schema).")] = 24,
+    n_bench: Annotated[int, typer.Option(help="Items per benchmark export.")] = 6,
+    seed: Annotated[int, typer.Option(help="Seed for the generated items.")] = 0,
+) -> None:
+    """Write toy raw exports (DeepScaleR, ViRL39K, the five benchmarks) in their real schemas, for CPU demos."""
+    from infimmr_cli.commands.demo_data import run
+
+    run(out, n_text=n_text, n_image=n_image, n_bench=n_bench, seed=seed)
+
+
 SOURCE_NAMES = ("deepscaler", "virl39k", "math500", "mathverse", "mathvision", "mathvista", "olympiadbench")
 
 
