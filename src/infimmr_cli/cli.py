@@ -134,6 +134,8 @@ def caption(
     max_new_tokens: Annotated[int, typer.Option(help="Caption length limit in tokens.")] = 256,
     limit: LimitOpt = None,
     allow_outside_images: OutsideOpt = False,
+    temperature: Annotated[float, typer.Option(help="0 decodes greedily (default); above 0 samples.")] = 0.0,
+    seed: Annotated[Optional[int], typer.Option(help="Sampling seed (with --temperature above 0).")] = None,
 ) -> None:
     """Write a concise caption per image record under its type's system prompt (for the CMRA phase); resumable.
 
@@ -142,7 +144,7 @@ def caption(
     from infimmr_cli.commands.caption import run
 
     run(in_path, out, model=model, engine=engine, batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit,
-        allow_outside_images=allow_outside_images)
+        allow_outside_images=allow_outside_images, temperature=temperature, seed=seed)
 
 
 BENCH_NAMES = ("math500", "mathverse", "mathvision", "mathvision-testmini", "olympiadbench", "mathvista")

@@ -3,7 +3,8 @@
 Each image is captioned on its own under its category's system prompt (`prompts.CAPTION_SYSTEM_PROMPTS`), the category
 taken from `meta["image_types"]` (written by classify) or else the record's `image_type`. A record's caption is its
 image's caption, or for several images `Image 1: ...\nImage 2: ...`. Decoding is greedy with repetition penalty 1.2
-(OmniCaptioner's near-greedy setting, made deterministic so a resumed run gives what an unbroken one would).
+(OmniCaptioner's near-greedy setting, made deterministic so a resumed run gives what an unbroken one would); --temperature
+samples instead.
 
 Records without `image_type` are refused before any model loads: run `infimmr classify` first. (Classifying here would
 load a second 7B model into the caption stage; stages talk through files instead.) Text-only records pass through with
@@ -53,13 +54,19 @@ def join_captions(captions: list[str]) -> str:
     return "\n".join(f"Image {k}: {c}" for k, c in enumerate(captions, start=1))
 
 
-def caption_records(records: list[Record], engine, processor, max_new_tokens: int = 256) -> list[Record]:
-    """Caption every image of `records` in one engine call; returns the records with `caption` set."""
+def caption_records(records: list[Record], engine, processor, max_new_tokens: int = 256, temperature: float = 0.0,
+                    seed: int | None = None) -> list[Record]:
+    """Caption every image of `records` in one engine call; returns the records with `caption` set.
+
+    Greedy by default (OmniCaptioner's near-greedy settings); `temperature` > 0 samples, e.g. for a random tiny model
+    whose greedy reply is blank.
+    """
     from infimmr_cli.commands._vlm_stage import generate_per_image
     from infimmr_cli.prompts import caption_messages
     from infimmr_cli.rollout import SamplingSettings
 
-    sampling = SamplingSettings(temperature=0.0, repetition_penalty=1.2, max_new_tokens=max_new_tokens)
+    sampling = SamplingSettings(temperature=temperature, repetition_penalty=1.2, max_new_tokens=max_new_tokens,
+                                seed=seed)
     outs, errors = generate_per_image(records, engine, processor,
                                       lambda rec, j: caption_messages(image_types(rec)[j]), sampling)
     result = []
@@ -99,7 +106,7 @@ def summarize(out: Path, done_now: int, console: Console) -> Counter:
 
 def run(in_path: str | Path, out_path: str | Path, model: str | Path = DEFAULT_MODEL, engine: str = "auto",
         batch_size: int = 8, max_new_tokens: int = 256, limit: int | None = None, allow_outside_images: bool = False,
-        engine_factory=None, console: Console | None = None) -> Path:
+        engine_factory=None, console: Console | None = None, temperature: float = 0.0, seed: int | None = None) -> Path:
     """Caption the image records of `in_path` into `out_path` (resumable). `engine_factory() -> (engine, processor)`
     replaces model loading (tests, callers holding a model)."""
     from infimmr_cli.commands._vlm_stage import engine_opener, run_stage
@@ -108,7 +115,8 @@ def run(in_path: str | Path, out_path: str | Path, model: str | Path = DEFAULT_M
     opener = engine_factory or engine_opener(model, engine, batch_size)
     out, done_now = run_stage(
         "caption", in_path, out_path,
-        lambda recs, eng, proc: caption_records(recs, eng, proc, max_new_tokens=max_new_tokens),
+        lambda recs, eng, proc: caption_records(recs, eng, proc, max_new_tokens=max_new_tokens,
+                                                temperature=temperature, seed=seed),
         open_engine=opener, batch_size=batch_size, limit=limit, allow_outside=allow_outside_images,
         check=check_types, console=console)
     summarize(out, done_now, console)
