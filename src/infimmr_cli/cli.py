@@ -210,6 +210,22 @@ def compare_cmd(
     run(runs, out, with_paper=with_paper)
 
 
+@app.command("export", epilog="Example: infimmr export --ckpt runs/mre --out models/infimmr-3b --dtype bf16")
+def export(
+    ckpt: Annotated[Path, typer.Option(help="A train-phase run directory (its final/ or newest step-N), a step "
+                                            "directory, or a LoRA adapter directory.")],
+    out: Annotated[Path, typer.Option(help="The Hugging Face model directory to write.")],
+    dtype: Annotated[str, typer.Option(help="bf16, fp16 or fp32.")] = "bf16",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
+    trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code",
+                                                    help="Allow the model's own code (off unless asked).")] = False,
+) -> None:
+    """Turn a training checkpoint into a plain HF model directory (LoRA merged, safetensors, processor, lineage)."""
+    from infimmr_cli.commands.export import run
+
+    run(ckpt, out, dtype=dtype, trust_remote_code=trust_remote_code, overwrite=overwrite)
+
+
 def main() -> None:
     from infimmr_cli.errors import run_cli
 

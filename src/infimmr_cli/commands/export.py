@@ -1,0 +1,151 @@
+"""`infimmr export`: a training checkpoint -> a plain Hugging Face model directory that transformers and vLLM load.
+
+What it writes: safetensors weights (LoRA merged), config, generation config, every processor file, and `lineage.json`
+(the phases the weights went through, each with its resolved config, data digests and versions, back to the base
+model). The directory appears only after the written model has been reloaded and has generated a few tokens with an
+image, so a broken export never sits where the next stage would pick it up.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from infimmr_cli.errors import UsageError
+
+STEP_PREFIX = "step-"
+
+
+def resolve_checkpoint(ckpt: str | Path) -> Path:
+    """A run directory -> its `final` (else newest complete `step-N`); a step or model directory -> itself.
+
+    Refuses a half-written checkpoint (a `.tmp` directory, or weights without config, or config without weights).
+    """
+    ckpt = Path(ckpt)
+    if not ckpt.is_dir():
+        raise FileNotFoundError(f"{ckpt}: checkpoint directory not found")
+    if ckpt.name.endswith(".tmp"):
+        raise UsageError(f"{ckpt}: a half-written checkpoint (temp directory of an interrupted save); use a complete "
+                         f"step-N or final directory")
+    if not (ckpt / "config.json").exists() and not (ckpt / "adapter_config.json").exists():
+        if (ckpt / "final").is_dir():
+            return resolve_checkpoint(ckpt / "final")
+        for parent in (ckpt, ckpt / "checkpoints"):
+            steps = sorted(p for p in parent.glob(f"{STEP_PREFIX}*") if p.is_dir()) if parent.is_dir() else []
+            if steps:
+                return resolve_checkpoint(steps[-1])
+        raise UsageError(f"{ckpt}: neither a model directory (config.json), a LoRA adapter (adapter_config.json), "
+                         f"nor a run directory with final/ or step-N/")
+    has_weights = any(ckpt.glob("*.safetensors"))
+    if not has_weights:
+        raise UsageError(f"{ckpt}: config without safetensors weights: a half-written or pickle-only checkpoint")
+    return ckpt
+
+
+def _run_config(ckpt: Path) -> dict[str, Any] | None:
+    for candidate in (ckpt / "run_config.json", ckpt.parent / "run_config.json", ckpt.parent.parent / "run_config.json"):
+        if candidate.is_file():
+            return json.loads(candidate.read_text())
+    return None
+
+
+def lineage(ckpt: Path, depth: int = 0) -> dict[str, Any]:
+    """Follow `init` back through the phases: {"base": model dir, "phases": [oldest first, each a resolved config]}."""
+    ckpt = Path(ckpt)
+    if (ckpt / "lineage.json").is_file():
+        return json.loads((ckpt / "lineage.json").read_text())
+    cfg = _run_config(ckpt)
+    if cfg is None or depth > 16:
+        return {"base": str(ckpt.resolve()), "phases": []}
+    init = cfg.get("init") or (cfg.get("config") or {}).get("init")
+    before = lineage(Path(init), depth + 1) if init and Path(init).is_dir() else {"base": init, "phases": []}
+    return {"base": before["base"], "phases": [*before["phases"], {"checkpoint": str(ckpt.resolve()), **cfg}]}
+
+
+def _load_for_export(ckpt: Path, dtype: str, trust_remote_code: bool):
+    from infimmr_cli.modeling import load_model, load_processor
+
+    if (ckpt / "adapter_config.json").exists() and not (ckpt / "config.json").exists():
+        from peft import PeftModel
+
+        base_dir = json.loads((ckpt / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        if not base_dir or not Path(base_dir).is_dir():
+            raise UsageError(f"{ckpt}: LoRA adapter whose base model {base_dir!r} is not a local directory")
+        base, processor = load_model(base_dir, dtype=dtype, trust_remote_code=trust_remote_code)
+        model = PeftModel.from_pretrained(base, str(ckpt)).merge_and_unload()
+        return model, processor
+    model, processor = load_model(ckpt, dtype=dtype, trust_remote_code=trust_remote_code)
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    if processor is None:
+        processor = load_processor(ckpt, trust_remote_code=trust_remote_code)
+    return model, processor
+
+
+def verify(model_dir: Path, max_new_tokens: int = 4) -> list[int]:
+    """Reload the written directory and generate a few tokens with an image; returns the token ids."""
+    from PIL import Image
+
+    from infimmr_cli.images import pixel_limits
+    from infimmr_cli.modeling import load_model
+    from infimmr_cli.rollout import Request, SamplingSettings
+    from infimmr_cli.rollout.hf import HFEngine
+
+    model, processor = load_model(model_dir, dtype="fp32")
+    lo, hi, factor = pixel_limits(processor)
+    side = max(factor, int(lo ** 0.5) // factor * factor + factor)
+    image = Image.new("RGB", (side, side), (120, 60, 200))
+    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Describe the image."}]}]
+    out = HFEngine(model, processor).generate([Request(messages, [image])],
+                                              SamplingSettings(temperature=0, max_new_tokens=max_new_tokens))
+    return out[0][0].token_ids
+
+
+def _versions() -> dict[str, str]:
+    import torch
+    import transformers
+
+    import infimmr_cli
+
+    return {"infimmr": infimmr_cli.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "python": sys.version.split()[0]}
+
+
+def run(ckpt: str | Path, out: str | Path, dtype: str = "bf16", trust_remote_code: bool = False,
+        overwrite: bool = False, console: Console | None = None) -> Path:
+    from infimmr_cli.modeling import resolve_dtype
+
+    console = console or Console()
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise UsageError(f"--out {out}: already exists; pass --overwrite to replace it")
+    src = resolve_checkpoint(ckpt)
+    torch_dtype = resolve_dtype(dtype)
+    console.print(f"export: {src} -> {out} ({dtype})")
+    model, processor = _load_for_export(src, dtype, trust_remote_code)
+    model.to(torch_dtype)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        processor.save_pretrained(tmp)
+        record = {"exported_from": str(src.resolve()), "dtype": dtype, "versions": _versions(), **lineage(src)}
+        (tmp / "lineage.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+        tokens = verify(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    phases = [p.get("phase", "?") for p in record["phases"]]
+    console.print(f"export: wrote {out} (phases: {' -> '.join(phases) or 'none'}; reload + generate with an image: "
+                  f"{len(tokens)} tokens)")
+    return out
