@@ -6,8 +6,9 @@ process. The master never blocks on a worker: it waits on all pipes with a deadl
 item passes its timeout, scores that item zero, requeues the rest of its chunk and starts a replacement.
 
 Start method: forkserver (spawn where it is missing). Forking the trainer itself would copy torch's threads and any
-gloo/NCCL state into the child; the fork server is a clean process started once, with this package preloaded, so a
-replacement worker costs a fork (~10 ms), not a fresh interpreter and a sympy import (~1-2 s).
+gloo/NCCL state into the child; the fork server is a clean process started once, with math-verify and sympy preloaded, so
+a replacement worker costs a fork and a light import, not a fresh interpreter and a sympy import (~1-2 s). As with any
+forkserver/spawn start, a worker re-imports the caller's main script: guard it with `if __name__ == "__main__":`.
 
 Protocol (one duplex pipe per worker): master -> worker `(reward_spec, [(index, completion, record), ...])` or None to
 stop; worker -> master `("ready",)` once started, `("begin",)` once it has loaded the reward for a chunk, then
@@ -70,8 +71,10 @@ def _worker_main(conn: Connection) -> None:
 def _context() -> mp.context.BaseContext:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        # Preload the scoring stack into the fork server, so every worker (and every replacement) starts warm.
-        ctx.set_forkserver_preload(["infimmr_cli.rewards", "math_verify", "sympy"])
+        # Preload the heavy third-party stack (sympy, antlr, math-verify) into the fork server, so every worker and every
+        # replacement starts warm. Not our own package: Python 3.11's fork server ignores the parent's sys.path, so it
+        # could import another checkout of infimmr_cli (e.g. an editable install) than the one the caller runs.
+        ctx.set_forkserver_preload(["math_verify"])
         return ctx
     return mp.get_context("spawn")
 
@@ -98,6 +101,7 @@ class ScoringPool:
         self.lock = threading.Lock()
         self.workers: list[_Worker] = [self._start() for _ in range(workers)]
         self.replaced = 0  # workers killed or found dead and replaced, over the pool's life
+        self.start_failures = 0  # workers in a row that died before saying ready: a broken set-up, not a bad item
 
     def _start(self) -> _Worker:
         parent, child = self.ctx.Pipe(duplex=True)
@@ -153,6 +157,7 @@ class ScoringPool:
                     log.warning("reward: item %d (record %s) passed its %.1f s timeout: scored 0, worker replaced",
                                 i, getattr(records[i], "id", "?"), timeout)
                     queue.extendleft(reversed(w.pending))
+                    w.pending.clear()
                     self._replace(k)
                 elif not w.ready and now - w.started_at > START_TIMEOUT_S:
                     raise RuntimeError(f"reward worker did not start within {START_TIMEOUT_S:.0f} s")
@@ -170,7 +175,7 @@ class ScoringPool:
                 while conn.poll():
                     msg = conn.recv()
                     if msg[0] == "ready":
-                        w.ready = True
+                        w.ready, self.start_failures = True, 0
                     elif msg[0] == "begin":
                         w.deadline = time.monotonic() + timeout
                     else:
@@ -182,6 +187,11 @@ class ScoringPool:
             except (EOFError, OSError):  # the worker died: its current item is to blame, the rest go back
                 w.proc.join(timeout=1)
                 code = w.proc.exitcode
+                if not w.ready:
+                    self.start_failures += 1
+                    if self.start_failures >= 3:
+                        raise RuntimeError(f"reward workers die while starting (exit code {code}); run with "
+                                           "workers=0 to see the error in this process")
                 if w.pending:
                     i = w.pending.popleft()
                     results[i] = _zero(error=f"reward worker died (exit code {code})")
