@@ -295,3 +295,33 @@ def test_an_item_that_raises_scores_zero_with_the_error(tmp_path):
 def test_score_batch_rejects_mismatched_lengths():
     with pytest.raises(ValueError, match="2 completions for 1 records"):
         score_batch(["a", "b"], [rec("1")], workers=0)
+
+
+# ------------------------------------------------------------------------------------------------------ infimmr score
+def test_score_command_table_and_output(tmp_path):
+    import json
+
+    from conftest import run_cli
+    from infimmr_cli.records import write_records
+
+    write_records(tmp_path / "r.jsonl", [rec("5", rid="m1"), rec("B", "choice", OPTS, rid="c1"),
+                                         rec("yes", "string", rid="s1")])
+    lines = [{"id": "m1", "completion": done("5")}, {"id": "m1", "completion": done("6")},
+             {"id": "c1", "completion": done("(B)")}, {"id": "s1", "completion": "yes"}]
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    proc = run_cli("score", "--records", tmp_path / "r.jsonl", "--completions", tmp_path / "c.jsonl",
+                   "--out", tmp_path / "s.jsonl", "--workers", "0")
+    assert "1/2" in proc.stdout and "2/4" in proc.stdout  # math 1 of 2 right; all 2 of 4
+    rows = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert [r["overall"] for r in rows] == pytest.approx([1.0, 0.28, 1.0, 0.0])
+    assert [r["id"] for r in rows] == ["m1", "m1", "c1", "s1"]
+
+
+def test_score_command_names_the_bad_line(tmp_path):
+    from conftest import run_cli
+    from infimmr_cli.records import write_records
+
+    write_records(tmp_path / "r.jsonl", [rec("5", rid="m1")])
+    (tmp_path / "c.jsonl").write_text('{"id": "m1", "completion": "x"}\n{"id": "zz", "completion": "x"}\n')
+    proc = run_cli("score", "--records", tmp_path / "r.jsonl", "--completions", tmp_path / "c.jsonl", check=False)
+    assert proc.returncode == 2 and "c.jsonl:2: id: 'zz'" in proc.stderr
