@@ -38,6 +38,8 @@ MAX_CHUNK = 16
 def _worker_main(conn: Connection) -> None:
     import signal
 
+    import math_verify  # noqa: F401 - warm before "ready", so no item's timeout pays for the import
+
     from infimmr_cli.rewards import load_reward, zero_score
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then ends us
@@ -68,8 +70,8 @@ def _worker_main(conn: Connection) -> None:
             conn.send(("done", index, out))
 
 
-def _context() -> mp.context.BaseContext:
-    if "forkserver" in mp.get_all_start_methods():
+def _context(start_method: str = "forkserver") -> mp.context.BaseContext:
+    if start_method == "forkserver" and "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         # Preload the heavy third-party stack (sympy, antlr, math-verify) into the fork server, so every worker and every
         # replacement starts warm. Not our own package: Python 3.11's fork server ignores the parent's sys.path, so it
@@ -87,21 +89,23 @@ class _Worker:
     started_at: float = field(default_factory=time.monotonic)
     pending: deque = field(default_factory=deque)  # indices sent and not yet returned, in the order it scores them
     deadline: float | None = None
+    item_start: float = 0.0  # when the item it is on began (for the stall statistics)
 
 
 class ScoringPool:
     """N worker processes reused across `run` calls; `close()` ends them (also at interpreter exit)."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, start_method: str = "forkserver"):
         if workers < 1:
             raise ValueError(f"workers: {workers}; need at least 1 (workers=0 scores in-process, without a pool)")
         self.size = workers
         self.pid = os.getpid()
-        self.ctx = _context()
+        self.ctx = _context(start_method)
         self.lock = threading.Lock()
         self.workers: list[_Worker] = [self._start() for _ in range(workers)]
         self.replaced = 0  # workers killed or found dead and replaced, over the pool's life
         self.start_failures = 0  # workers in a row that died before saying ready: a broken set-up, not a bad item
+        self.max_item_s = 0.0  # the longest any item of the last run held its worker (timeouts included)
 
     def _start(self) -> _Worker:
         parent, child = self.ctx.Pipe(duplex=True)
@@ -138,6 +142,7 @@ class ScoringPool:
         queue = deque(range(len(items)))
         left = len(items)
         records = {i: rec for i, (_, rec) in enumerate(items)}
+        self.max_item_s = 0.0
         while left:
             now = time.monotonic()
             for w in self.workers:  # hand a chunk to each ready, idle worker; a chunk shrinks as the queue empties
@@ -145,12 +150,13 @@ class ScoringPool:
                     size = max(1, min(MAX_CHUNK, math.ceil(len(queue) / (2 * self.size))))
                     chunk = [queue.popleft() for _ in range(min(size, len(queue)))]
                     w.pending.extend(chunk)
-                    w.deadline = now + timeout
+                    w.item_start, w.deadline = now, now + timeout
                     w.conn.send((spec, [(i, items[i][0], items[i][1]) for i in chunk]))
             left -= self._pump(now, results, records, queue, timeout)
             now = time.monotonic()
             for k, w in enumerate(self.workers):
                 if w.pending and w.deadline is not None and now > w.deadline:
+                    self.max_item_s = max(self.max_item_s, now - w.item_start)
                     i = w.pending.popleft()
                     results[i] = _zero(timeout=True)
                     left -= 1
@@ -177,13 +183,16 @@ class ScoringPool:
                     if msg[0] == "ready":
                         w.ready, self.start_failures = True, 0
                     elif msg[0] == "begin":
-                        w.deadline = time.monotonic() + timeout
+                        w.item_start = time.monotonic()
+                        w.deadline = w.item_start + timeout
                     else:
                         _, i, out = msg
                         w.pending.popleft()
                         results[i] = out
                         finished += 1
-                        w.deadline = time.monotonic() + timeout
+                        t = time.monotonic()
+                        self.max_item_s = max(self.max_item_s, t - w.item_start)
+                        w.item_start, w.deadline = t, t + timeout
             except (EOFError, OSError):  # the worker died: its current item is to blame, the rest go back
                 w.proc.join(timeout=1)
                 code = w.proc.exitcode
