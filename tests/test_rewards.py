@@ -115,6 +115,15 @@ def test_math_accuracy(answer, gold, expected):
     assert acc(answer, rec(gold)) == pytest.approx(expected)
 
 
+def test_math_guard_refuses_huge_or_deep_answers_without_parsing():
+    start = time.monotonic()
+    assert acc("7" * 1001, rec("5")) == 0.0
+    assert acc("\\frac{1}{" * 51 + "2" + "}" * 51, rec("5")) == 0.0
+    assert acc("{" * 5000, rec("5")) == 0.0
+    assert time.monotonic() - start < 1.0
+    assert acc("\\frac{1}{" * 10 + "2" + "}" * 10, rec("\\frac{1}{" * 10 + "2" + "}" * 10)) == 1.0  # 10 deep is fine
+
+
 def test_math_gold_that_does_not_parse_is_compared_as_a_string():
     # (Plain words DO parse, as products of symbols: "yes" is E*s*y; a gold with "?" does not.)
     assert acc("  Is It? ", rec("is it?")) == 1.0

@@ -70,6 +70,9 @@ W_TYPE, W_VALUE = 0.2, 0.8
 # math-verify's own per-call timeout (seconds). None inside our workers: its signal.alarm breaks outside the main thread,
 # and the pool enforces a hard timeout instead. The bench's sequential baseline sets it, as peer projects run it.
 MATH_VERIFY_TIMEOUT: int | None = None
+# A predicted math answer longer than this, or nesting brackets deeper, is not handed to sympy (it scores as unreadable):
+# no real final answer is that big, and such strings are what make the parser run for seconds or forever.
+MAX_ANSWER_CHARS, MAX_NESTING = 1000, 50
 
 log = logging.getLogger(__name__)
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
@@ -158,8 +161,24 @@ def normalize_string(s: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------- math
-def _parse_math(text: str) -> Any | None:
-    """The math object math-verify reads from an answer string (sympy Basic or Matrix), or None."""
+def nesting_depth(text: str) -> int:
+    """The deepest nesting of (), [], {} in `text` (unbalanced closers ignored)."""
+    depth = deepest = 0
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth = max(depth - 1, 0)
+    return deepest
+
+
+def _parse_math(text: str, guard: bool = True) -> Any | None:
+    """The math object math-verify reads from an answer string (sympy Basic or Matrix), or None.
+
+    With `guard`, answers over MAX_ANSWER_CHARS or nested deeper than MAX_NESTING are refused before parsing."""
+    if guard and (len(text) > MAX_ANSWER_CHARS or nesting_depth(text) > MAX_NESTING):
+        return None
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
     from sympy import Basic, MatrixBase
 
@@ -174,7 +193,7 @@ def _parse_math(text: str) -> Any | None:
 @lru_cache(maxsize=512)
 def _parse_gold(text: str) -> Any | None:
     # Cached: a rollout batch scores 16 completions against each gold. sympy objects are immutable.
-    return _parse_math(text)
+    return _parse_math(text, guard=False)  # golds are trusted: no size limit
 
 
 def math_kind(obj: Any) -> str:
