@@ -105,6 +105,7 @@ class ScoringPool:
         self.workers: list[_Worker] = [self._start() for _ in range(workers)]
         self.replaced = 0  # workers killed or found dead and replaced, over the pool's life
         self.start_failures = 0  # workers in a row that died before saying ready: a broken set-up, not a bad item
+        self.dying: list[Any] = []  # killed workers not yet reaped
         self.max_item_s = 0.0  # the longest any item of the last run held its worker (timeouts included)
 
     def _start(self) -> _Worker:
@@ -115,13 +116,21 @@ class ScoringPool:
         return _Worker(proc=proc, conn=parent)
 
     def _replace(self, i: int) -> None:
+        # Kill without waiting: a worker killed mid-way through a multi-GB bignum can take seconds to exit while the
+        # kernel frees its memory, and the master must not stall on it. It is reaped later (`_reap`, `close`).
         w = self.workers[i]
         if w.proc.is_alive():
             w.proc.kill()
-        w.proc.join(timeout=5)
         w.conn.close()
+        self.dying.append(w.proc)
         self.workers[i] = self._start()
         self.replaced += 1
+        self._reap()
+
+    def _reap(self) -> None:
+        for p in self.dying:
+            p.join(timeout=0)
+        self.dying = [p for p in self.dying if p.exitcode is None]
 
     def wait_ready(self) -> None:
         """Block until every worker has started (used by benchmarks to time start-up apart from scoring)."""
@@ -194,7 +203,7 @@ class ScoringPool:
                         self.max_item_s = max(self.max_item_s, t - w.item_start)
                         w.item_start, w.deadline = t, t + timeout
             except (EOFError, OSError):  # the worker died: its current item is to blame, the rest go back
-                w.proc.join(timeout=1)
+                w.proc.join(timeout=1)  # it is already dead: this only collects its exit code
                 code = w.proc.exitcode
                 if not w.ready:
                     self.start_failures += 1
@@ -224,7 +233,9 @@ class ScoringPool:
                 w.proc.kill()
                 w.proc.join(timeout=2)
             w.conn.close()
-        self.workers = []
+        for p in self.dying:
+            p.join(timeout=5)
+        self.workers, self.dying = [], []
 
 
 def _zero(**marker: Any) -> dict[str, Any]:
