@@ -226,6 +226,23 @@ def export(
     run(ckpt, out, dtype=dtype, trust_remote_code=trust_remote_code, overwrite=overwrite)
 
 
+@app.command("score", epilog="Example: infimmr score --records data/math500.jsonl --completions runs/preds.jsonl "
+                               "--out runs/scored.jsonl")
+def score(
+    records: Annotated[Path, typer.Option("--records", help="Records JSONL (the gold answers).")],
+    completions: Annotated[Path, typer.Option("--completions", help='JSONL of {"id": ..., "completion": ...}.')],
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write per-item scores here (JSONL).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Scoring processes (default: CPUs, at most 8; 0: in-process, "
+                                                        "no timeout).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per item before it is killed and scored 0.")] = 5.0,
+    reward: Annotated[str, typer.Option(help="'default' or a plug-in path/to/file.py:function.")] = "default",
+) -> None:
+    """Score completions with the paper's reward and print accuracy per answer type."""
+    from infimmr_cli.commands.score import run
+
+    run(records, completions, out=out, workers=workers, timeout=timeout, reward=reward)
+
+
 def main() -> None:
     from infimmr_cli.errors import run_cli
 
