@@ -243,6 +243,17 @@ def score(
     run(records, completions, out=out, workers=workers, timeout=timeout, reward=reward)
 
 
+@app.command("plot", epilog="Example: infimmr plot fra=runs/fra cmra=runs/cmra mre=runs/mre --out runs/plots")
+def plot(
+    runs: Annotated[list[str], typer.Argument(help="train-phase run directories in curriculum order (DIR or label=DIR).")],
+    out: Annotated[Path, typer.Option(help="Folder for curriculum.png.")] = Path("plots"),
+) -> None:
+    """Chart reward, accuracy and response length per step across the phases (from each run's metrics.jsonl)."""
+    from infimmr_cli.commands.plot import run
+
+    run(runs, out)
+
+
 def main() -> None:
     from infimmr_cli.errors import run_cli
 
