@@ -67,3 +67,20 @@ def test_prompt_length_counts_expanded_image_tokens_without_processing_images(ti
     for enc, rec in zip(prompts, recs):
         sizes = [Image.open(p).size for p in rec.image_paths()]
         assert prompt_length(processor, build_messages(rec, with_images=bool(rec.images)), sizes) == len(enc.input_ids)
+
+
+def test_text_only_batches_with_left_padding_score_like_one_sequence(tiny_model_dir, tmp_path):
+    """FRA batches carry no image grid, so the model falls back to 1D positions that count the padding; RoPE only
+    sees position differences, so the left-padded row must still match its unpadded score."""
+    model, processor = load_model(tiny_model_dir)
+    model.eval()
+    recs = [Record(id="a", source="t", question="1+1?", answer="2", answer_type="math"),
+            Record(id="b", source="t", question="What is the area of the triangle with sides 3, 4, 5?", answer="6",
+                   answer_type="math")]
+    prompts = [encode_prompt(processor, build_messages(r), []) for r in recs]
+    assert len(prompts[0].input_ids) < len(prompts[1].input_ids)
+    pad = processor.tokenizer.pad_token_id
+    with torch.no_grad():
+        together, _ = completion_logprobs(model, collate(prompts, [[105, 106, 107], [108, 109, 110]], pad))
+        alone, _ = completion_logprobs(model, collate(prompts[:1], [[105, 106, 107]], pad))
+    torch.testing.assert_close(together[0], alone[0], atol=1e-5, rtol=1e-5)
