@@ -147,3 +147,57 @@ def test_batch_that_does_not_divide_fails_before_compute(tmp_path, train_data, t
     proc = run_cli("train-phase", "--phase", "fra", "--data", train_data, "--init", tiny_model_dir,
                    "--out", tmp_path / "run", "--set", "prompts_per_step=6", "--set", "update_batch=4", check=False)
     assert proc.returncode == 2 and "update_batch: 4 does not divide prompts_per_step 6" in proc.stderr
+
+
+def test_gradient_checkpointing_gives_the_same_step(tmp_path, train_data, tiny_model_dir):
+    plain = _train(tmp_path / "plain", train_data, tiny_model_dir, phase="fra", steps=2, extra=["mu=1"])
+    ckpt = _train(tmp_path / "ckpt", train_data, tiny_model_dir, phase="fra", steps=2,
+                  extra=["mu=1", "gradient_checkpointing=true"])
+    a, b = _no_timing(_rows(plain)), _no_timing(_rows(ckpt))
+    assert [r["reward_mean"] for r in a] == [r["reward_mean"] for r in b]
+    for key in ("loss", "grad_norm", "kl"):
+        assert [r[key] for r in a] == pytest.approx([r[key] for r in b], rel=1e-4, abs=1e-7)
+
+
+def test_vllm_engine_is_built_lazily_and_gets_the_new_weights_every_step(tmp_path, train_data, tiny_model_dir,
+                                                                         monkeypatch):
+    """--engine vllm imports rollout/vllm.py only then; here a fake stands in for it (generating with an HF engine on
+    its own copy of the model) and records what the loop pushes."""
+    import sys
+    import types
+
+    from infimmr_cli.modeling import load_model as load
+    from infimmr_cli.rollout.hf import HFEngine
+
+    calls = {"from_pretrained": [], "load_weights": [], "sleep": 0, "wake_up": 0}
+
+    class FakeVLLMEngine(HFEngine):
+        @classmethod
+        def from_pretrained(cls, model_dir, processor=None, dtype="auto", **kwargs):
+            calls["from_pretrained"].append((str(model_dir), kwargs))
+            model, _ = load(model_dir)
+            return cls(model, processor)
+
+        def load_weights(self, named_tensors):
+            named = dict(named_tensors)
+            calls["load_weights"].append(named)
+            self.model.load_state_dict(named, strict=False)
+
+        def sleep(self):
+            calls["sleep"] += 1
+
+        def wake_up(self):
+            calls["wake_up"] += 1
+
+    monkeypatch.setitem(sys.modules, "infimmr_cli.rollout.vllm", types.SimpleNamespace(VLLMEngine=FakeVLLMEngine))
+    out = _train(tmp_path / "run", train_data, tiny_model_dir, phase="fra", steps=2,
+                 extra=["mu=1", 'vllm={"gpu_memory_utilization": 0.3}', "engine=vllm"])
+    assert calls["from_pretrained"] == [(str(tiny_model_dir), {"gpu_memory_utilization": 0.3})]
+    assert calls["wake_up"] == calls["sleep"] == 2
+    assert len(calls["load_weights"]) == 3  # once before the first rollout, then after each step
+    init = dict(load(tiny_model_dir)[0].named_parameters())
+    pushed = calls["load_weights"][-1]
+    assert set(pushed) == set(init) and all(pushed[n].shape == p.shape for n, p in init.items())
+    final = load_file(out / "final" / "model.safetensors")
+    assert any(not torch.equal(pushed[n], init[n]) for n in pushed)
+    assert len(final) == len(pushed)

@@ -41,6 +41,10 @@ def _adamw(cfg, params):
 
 class TorchUpdater:
     def __init__(self, cfg, model, total_updates: int):
+        if any(p.dtype != torch.float32 for p in _trainable(model)):
+            # AdamW straight on bf16 weights rounds updates of lr 1e-6 away; DeepSpeed keeps fp32 master weights.
+            raise UsageError("dtype: plain torch updates need fp32 weights; set dtype=fp32 or use a DeepSpeed config "
+                             "(recipes/ds_zero2.json works with one process too)")
         self.cfg = cfg
         self.module = model           # what the forward passes run through
         self.optimizer = _adamw(cfg, _trainable(model))
