@@ -52,11 +52,12 @@ def test_each_phase_trains_and_leaves_a_complete_run_directory(phase, tmp_path, 
     assert any(not torch.equal(p, final[n]) for n, p in init.named_parameters())
 
 
-def test_resume_continues_exactly(tmp_path, train_data, tiny_model_dir):
+@pytest.mark.parametrize("mode", [[], ["lora_r=4", "lr=5e-2"]], ids=["full", "lora"])
+def test_resume_continues_exactly(mode, tmp_path, train_data, tiny_model_dir):
     """6 steps in one run == 3 steps, then --resume to 6: the same metrics and the same weights."""
-    once = _train(tmp_path / "once", train_data, tiny_model_dir, steps=6)
-    twice = _train(tmp_path / "twice", train_data, tiny_model_dir, steps=3, extra=["save_every=3"])
-    _train(twice, train_data, tiny_model_dir, steps=6, resume=True, extra=["save_every=3"])
+    once = _train(tmp_path / "once", train_data, tiny_model_dir, steps=6, extra=mode)
+    twice = _train(tmp_path / "twice", train_data, tiny_model_dir, steps=3, extra=["save_every=3", *mode])
+    _train(twice, train_data, tiny_model_dir, steps=6, resume=True, extra=["save_every=3", *mode])
     assert _no_timing(_rows(once)) == _no_timing(_rows(twice))
     a, b = load_file(once / "final" / "model.safetensors"), load_file(twice / "final" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
