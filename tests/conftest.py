@@ -37,3 +37,37 @@ def run_cli(*args: str, cwd: Path | None = None, check: bool = True, timeout: fl
         raise AssertionError(f"infimmr {' '.join(map(str, args))} exited {proc.returncode}\n"
                              f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
     return proc
+
+
+# A reward the tiny model can learn in a few dozen steps: the share of the character "1" in the completion.
+SHARE_REWARD = '''
+def share(completion, record):
+    value = completion.count("1") / max(1, len(completion))
+    return {"overall": value, "format": 0.0, "accuracy": value}
+'''
+
+
+def write_train_data(root: Path, n_text: int = 8, n_image: int = 8, captions: bool = True) -> Path:
+    """Records for every phase: text items, and image items (PIL images of two sizes) with or without captions."""
+    import json
+
+    from PIL import Image
+
+    root.mkdir(parents=True, exist_ok=True)
+    recs = [{"id": f"t{i}", "source": "gen", "question": f"What is {i} + {i}?", "answer": str(2 * i),
+             "answer_type": "math"} for i in range(n_text)]
+    for i in range(n_image):
+        Image.new("RGB", (56 + 28 * (i % 2), 56), (30 * i % 255, 100, 200)).save(root / f"im{i}.png")
+        recs.append({"id": f"v{i}", "source": "gen", "question": f"How many sides does shape {i} have?",
+                     "answer": "3", "answer_type": "math", "images": [f"im{i}.png"],
+                     "caption": f"A triangle, number {i}." if captions else None})
+    path = root / "data.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    (root / "share_reward.py").write_text(SHARE_REWARD)
+    return path
+
+
+@pytest.fixture(scope="session")
+def train_data(tmp_path_factory) -> Path:
+    """data.jsonl (8 text + 8 image records with captions) beside share_reward.py:share."""
+    return write_train_data(tmp_path_factory.mktemp("train") / "data")

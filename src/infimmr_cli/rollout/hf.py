@@ -12,8 +12,10 @@ from infimmr_cli.rollout.base import Completion, Request, SamplingSettings
 class HFEngine:
     """Generates with the policy module itself, so new weights are visible at once (`load_weights` is a no-op)."""
 
-    def __init__(self, model, processor, batch_size: int = 8):
+    def __init__(self, model, processor, batch_size: int = 8, generate_kwargs: dict | None = None):
         self.model = model
+        # e.g. {"synced_gpus": True} under ZeRO-3, where every rank must run the same number of forward passes
+        self.generate_kwargs = dict(generate_kwargs or {})
         self.processor = processor
         self.batch_size = batch_size
         tok = processor.tokenizer
@@ -55,7 +57,8 @@ class HFEngine:
                 inputs = self._batch_inputs(chunk).to(device)
                 gen_kwargs = dict(max_new_tokens=sampling.max_new_tokens, num_return_sequences=sampling.n,
                                   pad_token_id=self.processor.tokenizer.pad_token_id,
-                                  eos_token_id=sorted(self.stop_ids), repetition_penalty=sampling.repetition_penalty)
+                                  eos_token_id=sorted(self.stop_ids), repetition_penalty=sampling.repetition_penalty,
+                                  **self.generate_kwargs)
                 if sampling.greedy:
                     gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
                 else:

@@ -1,0 +1,71 @@
+"""Process-group facts and the few collectives the loop needs; every function is a no-op in a single process."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def device(self) -> torch.device:
+        if torch.cuda.is_available():
+            return torch.device("cuda", self.local_rank)
+        return torch.device("cpu")
+
+
+def from_env() -> Dist:
+    """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK (absent: one process)."""
+    return Dist(rank=int(os.environ.get("RANK", 0)), world_size=int(os.environ.get("WORLD_SIZE", 1)),
+                local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def init(dist_info: Dist, use_deepspeed: bool) -> None:
+    """Join the process group (NCCL on GPU, gloo on CPU); DeepSpeed's own init when it will run the updates."""
+    if torch.cuda.is_available():
+        torch.cuda.set_device(dist_info.local_rank)
+    if use_deepspeed:
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+    elif dist_info.enabled and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
+def barrier() -> None:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def gather_lists(values: list[Any]) -> list[Any]:
+    """Every rank's list concatenated in rank order (the same result on every rank)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return list(values)
+    out: list[list[Any]] = [None] * torch.distributed.get_world_size()  # type: ignore[list-item]
+    torch.distributed.all_gather_object(out, list(values))
+    return [v for part in out for v in part]
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's object on every rank."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return obj
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]

@@ -1,0 +1,126 @@
+"""The policy (full fine-tuning or LoRA), the frozen reference, and weights out of a possibly sharded module."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from infimmr_cli.modeling import load_model
+
+
+def build_policy(cfg, model_dir: str | Path, device: torch.device, adapter_dir: str | Path | None = None):
+    """(model, processor) from `model_dir`, trainable as the config says: all weights, or LoRA on the language model.
+
+    LoRA targets the language model's linear layers only (the vision tower is frozen unless `train_vision`);
+    `adapter_dir` resumes a LoRA run from its saved adapter.
+    """
+    model, processor = load_model(model_dir, dtype=cfg.dtype, device=device)
+    model.config.use_cache = False
+    if cfg.lora_r > 0:
+        from peft import LoraConfig, PeftModel, get_peft_model
+
+        # A regex over module names so that the vision tower's q/k/v layers are left alone.
+        targets = "|".join(cfg.lora_targets)
+        pattern = rf"^(?!.*visual).*\.({targets})$"
+        if adapter_dir is not None:
+            model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+        else:
+            lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                              target_modules=pattern, bias="none")
+            model = get_peft_model(model, lora)
+        if cfg.train_vision:
+            for name, p in model.named_parameters():
+                if ".visual." in name:
+                    p.requires_grad_(True)
+    else:
+        model.requires_grad_(True)
+    if cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if cfg.lora_r > 0:
+            model.enable_input_require_grads()
+    model.train()
+    return model, processor
+
+
+def build_reference(cfg, init_dir: str | Path, policy, device: torch.device):
+    """A frozen copy of the starting model, or None when beta is 0 or LoRA can switch its adapter off instead.
+
+    The copy is replicated on every rank (not sharded): for the paper's 3B model in bf16 that is ~7 GB a GPU.
+    """
+    if cfg.beta <= 0 or cfg.lora_r > 0:
+        return None
+    ref, _ = load_model(init_dir, dtype=cfg.dtype, device=device, with_processor=False)
+    ref.requires_grad_(False)
+    ref.eval()
+    return ref
+
+
+@contextlib.contextmanager
+def reference_context(cfg, policy, ref):
+    """Yield the module that scores reference log-probs: the frozen copy, or the policy with its LoRA adapter off."""
+    if cfg.lora_r > 0 and cfg.beta > 0:
+        base = getattr(policy, "module", policy)
+        with base.disable_adapter():
+            yield policy
+    else:
+        yield ref
+
+
+def is_zero3(module) -> bool:
+    return any(hasattr(p, "ds_id") for p in module.parameters())
+
+
+def hf_named_weights(module) -> Iterator[tuple[str, torch.Tensor]]:
+    """(Hugging Face name, full tensor) for every weight, one parameter gathered at a time under ZeRO-3.
+
+    With LoRA the adapter is merged into each base weight and PEFT's name prefixes are removed, so the names and
+    values are those of a plain model (what the rollout engine and the exported directory need).
+    """
+    zero3 = is_zero3(module)
+    named = dict(module.named_parameters())
+    lora = any(".lora_A." in n for n in named)
+    scaling = {}
+    if lora:
+        for mod_name, mod in module.named_modules():
+            if hasattr(mod, "scaling") and isinstance(getattr(mod, "scaling"), dict):
+                scaling[mod_name] = mod.scaling.get("default", 1.0)
+    for name, p in named.items():
+        if ".lora_" in name:
+            continue
+        with _gathered([p], zero3):
+            tensor = p.detach().clone()
+        if lora and name.endswith(".base_layer.weight"):
+            prefix = name[: -len(".base_layer.weight")]
+            a, b = named[f"{prefix}.lora_A.default.weight"], named[f"{prefix}.lora_B.default.weight"]
+            with _gathered([a, b], zero3):
+                tensor = tensor + (b.detach().float() @ a.detach().float()).to(tensor.dtype) * scaling[prefix]
+        clean = name.replace("base_model.model.", "", 1) if lora else name
+        yield clean.replace(".base_layer", ""), tensor
+
+
+@contextlib.contextmanager
+def _gathered(params, zero3: bool):
+    if zero3:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+            yield
+    else:
+        yield
+
+
+def save_hf_model(module, processor, out_dir: Path, is_main: bool) -> None:
+    """A plain HF model directory (safetensors + processor): merged LoRA, gathered ZeRO-3 shards; written by rank 0."""
+    base = getattr(module, "module", module)  # a DeepSpeed engine wraps the model
+    plain = base.get_base_model() if hasattr(base, "get_base_model") else base
+    state = {}
+    for name, tensor in hf_named_weights(base):
+        if is_main:
+            state[name] = tensor.cpu().contiguous()
+    if is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plain.save_pretrained(out_dir, state_dict=state, safe_serialization=True)
+        processor.save_pretrained(out_dir)
