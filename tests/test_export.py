@@ -14,7 +14,8 @@ from conftest import run_cli
 def fake_run(root, tiny, phase, init, steps=(2, 4), final=True):
     """A train-phase run directory laid out as train-phase writes it."""
     root.mkdir(parents=True)
-    (root / "run_config.json").write_text(json.dumps({"phase": phase, "init": str(init), "lr": 1e-6}))
+    (root / "run_config.json").write_text(json.dumps({"config": {"phase": phase, "init": str(init), "lr": 1e-6},
+                                                      "inputs": {}, "versions": {}}))
     for s in steps:
         shutil.copytree(tiny, root / "checkpoints" / f"step-{s:06d}")
     if final:

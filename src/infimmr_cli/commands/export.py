@@ -63,9 +63,11 @@ def lineage(ckpt: Path, depth: int = 0) -> dict[str, Any]:
     cfg = _run_config(ckpt)
     if cfg is None or depth > 16:
         return {"base": str(ckpt.resolve()), "phases": []}
-    init = cfg.get("init") or (cfg.get("config") or {}).get("init")
+    settings = cfg.get("config", cfg)  # train-phase writes {"config", "inputs", "versions"}
+    init = settings.get("init")
     before = lineage(Path(init), depth + 1) if init and Path(init).is_dir() else {"base": init, "phases": []}
-    return {"base": before["base"], "phases": [*before["phases"], {"checkpoint": str(ckpt.resolve()), **cfg}]}
+    entry = {"phase": settings.get("phase"), "checkpoint": str(ckpt.resolve()), **cfg}
+    return {"base": before["base"], "phases": [*before["phases"], entry]}
 
 
 def _load_for_export(ckpt: Path, dtype: str, trust_remote_code: bool):
