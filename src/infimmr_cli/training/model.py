@@ -18,7 +18,6 @@ def build_policy(cfg, model_dir: str | Path, device: torch.device, adapter_dir: 
     `adapter_dir` resumes a LoRA run from its saved adapter.
     """
     model, processor = load_model(model_dir, dtype=cfg.dtype, device=device)
-    model.config.use_cache = False
     if cfg.lora_r > 0:
         from peft import LoraConfig, PeftModel, get_peft_model
 
