@@ -4,16 +4,21 @@
 # It runs recipes/curriculum.sh, the same script a GPU cluster runs, with small settings. Rerunning continues.
 #   WORK=runs/cpu_curriculum  where everything goes (delete it to start over)
 #   STEPS=3                   rollout steps per phase
+#   N_TEXT=24 N_IMAGE=24 N_BENCH=6 EVAL_LIMIT=4   data sizes (the test of this script runs it smaller)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WORK=${WORK:-runs/cpu_curriculum}
 STEPS=${STEPS:-3}
-export PATH="$PWD/.venv/bin:$PATH"
+N_TEXT=${N_TEXT:-24}
+N_IMAGE=${N_IMAGE:-24}
+N_BENCH=${N_BENCH:-6}
+EVAL_LIMIT=${EVAL_LIMIT:-4}
+if [ -x .venv/bin/infimmr ]; then export PATH="$PWD/.venv/bin:$PATH"; fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export PYTHON=${PYTHON:-python}
 mkdir -p "$WORK"
 [ -f "$WORK/tiny/config.json" ] || infimmr tiny-model "$WORK/tiny"
-[ -d "$WORK/raw/bench" ] || infimmr demo-data "$WORK/raw" --n-text 24 --n-image 24 --n-bench 6
+[ -d "$WORK/raw/bench" ] || infimmr demo-data "$WORK/raw" --n-text "$N_TEXT" --n-image "$N_IMAGE" --n-bench "$N_BENCH"
 
 export RAW=$WORK/raw MODEL=$WORK/tiny CLASSIFY_MODEL=$WORK/tiny CAPTION_MODEL=$WORK/tiny EMBED_MODEL=$WORK/tiny
 export CLASSIFY_ARGS="--engine hf --batch-size 8"
@@ -26,5 +31,5 @@ export DECONTAM_ARGS="--threshold 0.99999"
 export TRAIN_ARGS="--steps $STEPS --set deepspeed="" --set prompts_per_step=4 --set group_size=4 --set update_batch=4 \
 --set micro_batch=16 --set max_response_len=24 --set max_prompt_len=1024 --set lr=1e-5 --set save_every=2 \
 --set reward_workers=1"
-export EVAL_ARGS="--engine hf --limit 4 --max-new-tokens 24 --batch-size 8"
+export EVAL_ARGS="--engine hf --limit $EVAL_LIMIT --max-new-tokens 24 --batch-size 8"
 time bash recipes/curriculum.sh

@@ -1,0 +1,58 @@
+"""README command (a) at its smallest settings: the whole chain on CPU, then every artifact it must leave."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, cli_env
+from infimmr_cli.modeling import load_model
+from infimmr_cli.records import read_records
+
+PHASES = ("fra", "cmra", "mre")
+
+
+@pytest.mark.slow
+def test_cpu_curriculum_leaves_every_artifact(tmp_path):
+    work = tmp_path / "work"
+    env = cli_env(WORK=str(work), STEPS="1", N_TEXT="6", N_IMAGE="6", N_BENCH="2", EVAL_LIMIT="2",
+                  PYTHON=sys.executable, OMP_NUM_THREADS="2")
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
+    proc = subprocess.run(["bash", str(REPO / "examples" / "cpu_curriculum.sh")], env=env, capture_output=True,
+                          text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    data = work / "data"
+
+    captioned = read_records(data / "virl39k.captioned.jsonl")
+    assert len(captioned) == 6 and all(r.image_type and r.caption for r in captioned)
+
+    removed = [json.loads(line) for line in (data / "fra.removed.jsonl").read_text().splitlines()]
+    assert [(r["stage"], r["bench_source"]) for r in removed] == [("exact", "math500")]  # the planted leak
+    assert len(read_records(data / "fra.clean.jsonl")) == 6
+
+    for phase in PHASES:
+        run = work / phase
+        assert (run / "final" / "model.safetensors").is_file()
+        assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+        assert json.loads((run / "run_config.json").read_text())["config"]["phase"] == phase
+
+    lineage = json.loads((work / "export" / "lineage.json").read_text())
+    assert [p["phase"] for p in lineage["phases"]] == list(PHASES)
+    model, processor = load_model(work / "export")
+    assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
+
+    table = (work / "eval" / "table" / "compare.md").read_text()
+    for label in ("base", *PHASES):
+        assert f"| {label} " in table
+    results = json.loads((work / "eval" / "mre" / "results.json").read_text())
+    assert set(results["benchmarks"]) >= {"math500", "mathverse", "mathvision", "mathvista", "olympiadbench"}
+    assert (work / "plots" / "curriculum.png").read_bytes()[:4] == b"\x89PNG"
+
+    # A rerun finds every step complete and redoes nothing.
+    again = subprocess.run(["bash", str(REPO / "examples" / "cpu_curriculum.sh")], env=env, capture_output=True,
+                           text=True, timeout=1200)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert again.stdout.count("skip:") >= 9 and "train-phase fra" not in again.stdout
