@@ -90,9 +90,7 @@ def record_from_dict(obj: Any, where: str = "<record>", root: Path | None = None
     _check(isinstance(obj, dict), where, "<line>", f"expected a JSON object, got {type(obj).__name__}")
     for key in ("id", "source", "question", "answer", "answer_type"):
         _check(key in obj, where, key, "missing")
-    rid = obj["id"]
-    if isinstance(rid, int) and not isinstance(rid, bool):
-        rid = str(rid)
+    rid = normalise_id(obj["id"])
     _check(isinstance(rid, str) and rid != "", where, "id", f"expected a non-empty string, got {obj['id']!r}")
     for key in ("source", "question", "answer"):
         _check(isinstance(obj[key], str), where, key, f"expected a string, got {type(obj[key]).__name__}")
@@ -133,6 +131,30 @@ def record_from_dict(obj: Any, where: str = "<record>", root: Path | None = None
                   meta=dict(meta), extra=extra, root=root)
 
 
+def normalise_id(value: Any) -> Any:
+    """Integer ids (some exports use them) become strings; anything else is returned for the caller to check."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def iter_json_lines(path: str | Path, tolerate_torn_tail: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(`file:line`, object) for every non-blank line of a JSONL file; a line that is not a JSON object raises
+    RecordError naming file:line. `tolerate_torn_tail` ends quietly at an unterminated, undecodable last line: what a
+    process killed mid-write leaves behind."""
+    with Path(path).open("r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if tolerate_torn_tail and not line.endswith("\n"):
+                    return
+                raise RecordError(f"{where}: <line>: not valid JSON ({exc.msg} at column {exc.colno})") from None
+            _check(isinstance(obj, dict), where, "<line>", f"expected a JSON object, got {type(obj).__name__}")
+            yield where, obj
+
+
 def iter_records(path: str | Path, check_images: bool = True, allow_outside: bool = False,
                  tolerate_torn_tail: bool = False) -> Iterator[Record]:
     """Stream and validate a JSONL file. Blank lines are skipped; duplicate ids are an error.
@@ -144,21 +166,11 @@ def iter_records(path: str | Path, check_images: bool = True, allow_outside: boo
         raise RecordError(f"{path}: file not found")
     root = path.resolve().parent
     seen: set[str] = set()
-    with path.open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                if tolerate_torn_tail and not line.endswith("\n"):
-                    return
-                raise RecordError(f"{where}: <line>: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            rec = record_from_dict(obj, where, root=root, check_images=check_images, allow_outside=allow_outside)
-            _check(rec.id not in seen, where, "id", f"{rec.id!r} appears twice in this file")
-            seen.add(rec.id)
-            yield rec
+    for where, obj in iter_json_lines(path, tolerate_torn_tail=tolerate_torn_tail):
+        rec = record_from_dict(obj, where, root=root, check_images=check_images, allow_outside=allow_outside)
+        _check(rec.id not in seen, where, "id", f"{rec.id!r} appears twice in this file")
+        seen.add(rec.id)
+        yield rec
 
 
 def read_records(path: str | Path, check_images: bool = True, allow_outside: bool = False) -> list[Record]:

@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.records import Record, RecordError, atomic_write_text, partial_path
+from infimmr_cli.records import (Record, RecordError, atomic_write_text, iter_json_lines, normalise_id,
+                                 partial_path)
 
 DEFAULT_MAX_NEW_TOKENS = 2048
 HF_BATCH, VLLM_BATCH = 8, 256
@@ -72,29 +73,15 @@ def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         raise UsageError(f"--predictions: {path}: file not found")
     out: dict[str, dict[str, Any]] = {}
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                if not line.endswith("\n"):
-                    break
-                raise RecordError(f"{where}: <line>: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(obj, dict):
-                raise RecordError(f"{where}: <line>: expected a JSON object")
-            pid = obj.get("id")
-            if isinstance(pid, int) and not isinstance(pid, bool):
-                pid = str(pid)
-            if not isinstance(pid, str) or not pid:
-                raise RecordError(f"{where}: id: expected a non-empty string, got {obj.get('id')!r}")
-            if not isinstance(obj.get("completion"), str):
-                raise RecordError(f"{where}: completion: expected a string, got {type(obj.get('completion')).__name__}")
-            if pid in out:
-                raise RecordError(f"{where}: id: {pid!r} appears twice in this file")
-            out[pid] = {**obj, "id": pid}
+    for where, obj in iter_json_lines(path, tolerate_torn_tail=True):
+        pid = normalise_id(obj.get("id"))
+        if not isinstance(pid, str) or not pid:
+            raise RecordError(f"{where}: id: expected a non-empty string, got {obj.get('id')!r}")
+        if not isinstance(obj.get("completion"), str):
+            raise RecordError(f"{where}: completion: expected a string, got {type(obj.get('completion')).__name__}")
+        if pid in out:
+            raise RecordError(f"{where}: id: {pid!r} appears twice in this file")
+        out[pid] = {**obj, "id": pid}
     return out
 
 

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.records import Record, RecordError, read_records, write_records
+from infimmr_cli.records import Record, RecordError, iter_json_lines, normalise_id, read_records, write_records
 
 BATCH = 1024  # items per score_batch call: a progress step, small enough to show movement
 
@@ -27,24 +27,13 @@ def read_completions(path: Path, records: dict[str, Record]) -> list[tuple[str, 
     if not path.is_file():
         raise RecordError(f"{path}: file not found")
     out = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecordError(f"{where}: <line>: not valid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(obj, dict):
-                raise RecordError(f"{where}: <line>: expected a JSON object")
-            rid = obj.get("id")
-            rid = str(rid) if isinstance(rid, int) and not isinstance(rid, bool) else rid
-            if not isinstance(rid, str) or rid not in records:
-                raise RecordError(f"{where}: id: {obj.get('id')!r} is not a record id in the records file")
-            if not isinstance(obj.get("completion"), str):
-                raise RecordError(f"{where}: completion: expected a string")
-            out.append((rid, obj["completion"]))
+    for where, obj in iter_json_lines(path):
+        rid = normalise_id(obj.get("id"))
+        if not isinstance(rid, str) or rid not in records:
+            raise RecordError(f"{where}: id: {obj.get('id')!r} is not a record id in the records file")
+        if not isinstance(obj.get("completion"), str):
+            raise RecordError(f"{where}: completion: expected a string")
+        out.append((rid, obj["completion"]))
     return out
 
 
