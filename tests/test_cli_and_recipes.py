@@ -1,0 +1,53 @@
+"""The surface a user meets first: `infimmr --help`, each command's example, and the recipes that chain them."""
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from conftest import REPO, run_cli
+from infimmr_cli.cli import app
+from infimmr_cli.training.config import load_config
+
+COMMANDS = [c.name for c in app.registered_commands]
+
+
+def test_help_lists_every_subcommand_with_one_line():
+    out = run_cli("--help").stdout
+    assert set(COMMANDS) == {"tiny-model", "demo-data", "prepare", "classify", "caption", "decontam", "train-phase",
+                             "export", "eval", "compare", "score", "plot"}
+    for name in COMMANDS:
+        assert re.search(rf"│ {re.escape(name)}\s+\S", out), name
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_help_shows_an_example(name):
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, [name, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    example = result.output[result.output.index("Example"):]  # the epilog: "Example: …" or "Examples: …"
+    assert f"infimmr {name}" in " ".join(example.split())
+
+
+@pytest.mark.parametrize("script", sorted((REPO / "recipes").glob("*.sh")) + sorted((REPO / "examples").glob("*.sh")),
+                         ids=lambda p: p.name)
+def test_shell_recipes_parse(script):
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+@pytest.mark.parametrize("phase", ["fra", "cmra", "mre"])
+def test_phase_configs_load_with_the_paper_defaults(phase):
+    cfg = load_config(REPO / "recipes" / "phases" / f"{phase}.json")
+    assert (cfg.phase, cfg.lr, cfg.prompts_per_step, cfg.group_size, cfg.update_batch, cfg.clip_eps,
+            cfg.temperature) == (phase, 1e-6, 256, 16, 256, 0.2, 1.0)
+    assert cfg.deepspeed.endswith("ds_zero2.json")
+
+
+@pytest.mark.parametrize("name", ["ds_zero2", "ds_zero3", "ds_zero3_offload"])
+def test_deepspeed_configs_name_their_stage(name):
+    cfg = json.loads((REPO / "recipes" / f"{name}.json").read_text())
+    assert cfg["zero_optimization"]["stage"] == (2 if name == "ds_zero2" else 3)
+    if name.endswith("offload"):
+        assert cfg["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
