@@ -26,6 +26,9 @@ def test_cpu_curriculum_leaves_every_artifact(tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     data = work / "data"
 
+    for name in ("deepscaler", "virl39k.typed", "virl39k.captioned", "fra.clean", "mm.clean"):
+        origin = json.loads((data / f"{name}.jsonl.provenance.json").read_text())
+        assert origin["inputs"] and origin["versions"]["transformers"]
     captioned = read_records(data / "virl39k.captioned.jsonl")
     assert len(captioned) == 6 and all(r.image_type and r.caption for r in captioned)
 

@@ -225,7 +225,9 @@ def test_cli_prepares_the_bundled_sample_and_reports(tmp_path):
                    .splitlines()]
     assert [c["id"] for c in completions] == [r.id for r in recs]
     prov = json.loads(out.with_name("records.jsonl.provenance.json").read_text())
-    assert (prov["source"], prov["records"], prov["skipped"]) == ("deepscaler", 12, {"empty answer": 1})
+    assert (prov["settings"]["source"], prov["results"]["records"], prov["results"]["skipped"]) == (
+        "deepscaler", 12, {"empty answer": 1})
+    assert len(prov["inputs"]["input"]["sha256"]) == 64 and prov["command"] == "prepare"
 
 
 def test_cli_bad_input_is_one_line_without_traceback(tmp_path):

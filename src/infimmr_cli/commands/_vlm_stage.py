@@ -62,7 +62,8 @@ def _progress(console: Console) -> Progress:
 
 def run_stage(name: str, in_path: str | Path, out_path: str | Path, process: Process, *, open_engine: EngineFactory,
               batch_size: int = 8, limit: int | None = None, check: Callable[[list[Record]], None] | None = None,
-              allow_outside: bool = False, console: Console | None = None) -> tuple[Path, int]:
+              allow_outside: bool = False, console: Console | None = None,
+              settings: dict[str, Any] | None = None) -> tuple[Path, int]:
     """Run `process` over the records of `in_path` not yet in `out_path`. Returns (output path, records done now).
 
     `limit` keeps the first N input records; `allow_outside` accepts image paths leaving the input's folder (what a
@@ -103,7 +104,12 @@ def run_stage(name: str, in_path: str | Path, out_path: str | Path, process: Pro
                         raise RuntimeError(f"{name}: process returned other records than it was given")
                     writer.write(done)
                     bar.advance(task, len(chunk))
-        return writer.finish(), len(todo)
+        final = writer.finish()
+    from infimmr_cli.provenance import write_provenance
+
+    write_provenance(final, name, settings or {}, {"input": in_path},
+                     results={"records": len(records), "processed_in_this_run": len(todo)})
+    return final, len(todo)
 
 
 def engine_opener(model: str | Path, engine: str, batch_size: int) -> EngineFactory:

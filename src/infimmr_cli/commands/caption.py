@@ -118,6 +118,8 @@ def run(in_path: str | Path, out_path: str | Path, model: str | Path = DEFAULT_M
         lambda recs, eng, proc: caption_records(recs, eng, proc, max_new_tokens=max_new_tokens,
                                                 temperature=temperature, seed=seed),
         open_engine=opener, batch_size=batch_size, limit=limit, allow_outside=allow_outside_images,
-        check=check_types, console=console)
+        check=check_types, console=console,
+        settings=dict(model=str(model), engine=engine, batch_size=batch_size, limit=limit,
+                      max_new_tokens=max_new_tokens, temperature=temperature, seed=seed))
     summarize(out, done_now, console)
     return out

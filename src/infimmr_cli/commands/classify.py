@@ -86,6 +86,8 @@ def run(in_path: str | Path, out_path: str | Path, model: str | Path = DEFAULT_M
         "classify", in_path, out_path,
         lambda recs, eng, proc: classify_records(recs, eng, proc, max_new_tokens=max_new_tokens),
         open_engine=opener, batch_size=batch_size, limit=limit, allow_outside=allow_outside_images,
-        console=console)
+        console=console,
+        settings=dict(model=str(model), engine=engine, batch_size=batch_size, limit=limit,
+                      max_new_tokens=max_new_tokens))
     summarize(out, done_now, console)
     return out

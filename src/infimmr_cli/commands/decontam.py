@@ -138,6 +138,12 @@ def run(train: str | Path, bench: Sequence[str | Path], out: str | Path, removed
     ordered = [removals[i] for i in sorted(removals)]
     write_records(out, kept)
     write_records(removed, [r.to_dict() for r in ordered])
+    from infimmr_cli.provenance import write_provenance
+
+    write_provenance(out, "decontam", {"threshold": threshold, "embedding": not no_embedding,
+                                       "embed_model": str(embed_model) if embed_model else None},
+                     {"train": train, **{f"bench[{i}]": b for i, b in enumerate(bench)}},
+                     results={"kept": len(kept), "removed": len(ordered)})
 
     summary = _summary(ordered, bench_recs)
     result = {"train": len(train_recs), "kept": len(kept), "removed": len(ordered), "bench": len(bench_recs),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -105,9 +104,9 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 def _versions() -> dict[str, str]:
-    from infimmr_cli import __version__
+    from infimmr_cli.provenance import versions
 
-    return {"infimmr": __version__, "python": platform.python_version()}
+    return versions()
 
 
 def check_origin(run_json: Path, origin: dict[str, Any], keys=("model", "sampling", "system_prompt", "reward")) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -109,19 +108,10 @@ def verify(model_dir: Path, max_new_tokens: int = 4) -> list[int]:
     return out[0][0].token_ids
 
 
-def _versions() -> dict[str, str]:
-    import torch
-    import transformers
-
-    import infimmr_cli
-
-    return {"infimmr": infimmr_cli.__version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": sys.version.split()[0]}
-
-
 def run(ckpt: str | Path, out: str | Path, dtype: str = "bf16", trust_remote_code: bool = False,
         overwrite: bool = False, console: Console | None = None) -> Path:
     from infimmr_cli.modeling import resolve_dtype
+    from infimmr_cli.provenance import versions
 
     console = console or Console()
     out = Path(out)
@@ -138,7 +128,7 @@ def run(ckpt: str | Path, out: str | Path, dtype: str = "bf16", trust_remote_cod
     try:
         model.save_pretrained(tmp, safe_serialization=True)
         processor.save_pretrained(tmp)
-        record = {"exported_from": str(src.resolve()), "dtype": dtype, "versions": _versions(), **lineage(src)}
+        record = {"exported_from": str(src.resolve()), "dtype": dtype, "versions": versions(), **lineage(src)}
         (tmp / "lineage.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
         tokens = verify(tmp)
         if out.exists():

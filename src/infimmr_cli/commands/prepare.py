@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import platform
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,23 +27,10 @@ class PrepareSummary:
     provenance: Path = field(default=None)
 
 
-def _digest(path: Path) -> str:
-    """sha256 of a file, or of a folder's parquet/json files in name order (what the reader reads)."""
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.suffix in {".parquet", ".json",
-                                                                                            ".jsonl"})
-    for f in files:
-        h.update(f.name.encode())
-        with f.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
 def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> PrepareSummary:
     """Read `inp` as `source` and write records to `out` atomically; returns what happened (also printed)."""
-    from infimmr_cli import __version__
     from infimmr_cli.benchmarks import SOURCES, PrepareContext
+    from infimmr_cli.provenance import write_provenance
     from infimmr_cli.records import write_records
 
     if source not in SOURCES:
@@ -73,14 +58,9 @@ def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> P
 
         written = write_records(out, counted())
 
-    provenance = out.with_name(out.name + ".provenance.json")
-    from infimmr_cli.records import atomic_write_text
-
-    atomic_write_text(provenance, json.dumps({
-        "command": "prepare", "source": source, "input": str(inp.resolve()), "input_sha256": _digest(inp),
-        "output": out.name, "records": written, "skipped": dict(ctx.skipped), "images_written": ctx.images_written,
-        "images_linked": ctx.images_linked, "infimmr": __version__, "python": platform.python_version(),
-    }, indent=2) + "\n")
+    provenance = write_provenance(out, "prepare", {"source": source}, {"input": inp}, results={
+        "records": written, "skipped": dict(ctx.skipped), "images_written": ctx.images_written,
+        "images_linked": ctx.images_linked})
 
     summary = PrepareSummary(source=source, out=out, written=written, by_answer_type=counts, skipped=ctx.skipped,
                              images_written=ctx.images_written, images_linked=ctx.images_linked,

@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from infimmr_cli.provenance import file_digest, versions
 from infimmr_cli.training.batching import encode_prompt, render
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def versions() -> dict[str, str]:
-    out = {}
-    for pkg in ("infimmr", "torch", "transformers", "deepspeed", "peft", "vllm"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def provenance(cfg) -> dict[str, Any]:
