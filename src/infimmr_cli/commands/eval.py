@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infimmr_cli.errors import UsageError
+from infimmr_cli.provenance import versions
 from infimmr_cli.records import (Record, RecordError, atomic_write_text, iter_json_lines, normalise_id,
                                  partial_path)
 
@@ -101,12 +102,6 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 # ---------------------------------------------------------------- provenance
-
-
-def _versions() -> dict[str, str]:
-    from infimmr_cli.provenance import versions
-
-    return versions()
 
 
 def check_origin(run_json: Path, origin: dict[str, Any], keys=("model", "sampling", "system_prompt", "reward")) -> None:
@@ -253,7 +248,7 @@ def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _
             if todo:
                 engine = gen.open()
                 atomic_write_text(run_json, json.dumps({**origin, "engine": gen.engine_name, "records": str(src),
-                                                        **_versions()}, indent=2) + "\n")
+                                                        **versions()}, indent=2) + "\n")
                 with Progress(TextColumn(f"eval {spec.name}"), BarColumn(), MofNCompleteColumn(),
                               TextColumn("{task.fields[right]} right"), TimeElapsedColumn(), console=console,
                               transient=True) as progress:
@@ -297,7 +292,7 @@ def _rescore(spec, recs: list[Record], every: list[Record], src: Path, pfile: Pa
     bench_dir = out / spec.name
     write_records(bench_dir / "predictions.jsonl", lines)
     origin = {**origin, "reward": reward, "rescored_from": str(pfile.resolve()), "records": str(src),
-              "rescore_seconds": round(seconds, 3), **_versions()}
+              "rescore_seconds": round(seconds, 3), **versions()}
     atomic_write_text(bench_dir / "run.json", json.dumps(origin, indent=2) + "\n")
     if len(scored) < len(recs):
         console.print(f"[yellow]{spec.name}: predictions cover {len(scored)} of {len(recs)} records; N = "
