@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from infimmr_cli.ngrams import build_index, exact_key, naive_pair_match, word_ngrams, words  # noqa: E402
+from infimmr_cli.curation.ngrams import build_index, exact_key, naive_pair_match, word_ngrams, words  # noqa: E402
 
 STEMS = ("triangle circle angle side length area radius chord tangent point line segment value sum product ratio "
          "function graph slope intercept probability integer prime number digit square cube root equation solution "
@@ -129,7 +129,7 @@ def cli_text_stage(train, bench) -> float:
 
 
 def similarity(n_train: int, n_bench: int, dim: int = 1536) -> float:
-    from infimmr_cli.embeddings import above, best_matches
+    from infimmr_cli.curation.embeddings import above, best_matches
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n_train, dim), dtype=np.float32)
@@ -145,7 +145,7 @@ def similarity(n_train: int, n_bench: int, dim: int = 1536) -> float:
 def embedding_throughput(n_items: int, batch_size: int) -> tuple[float, float]:
     from PIL import Image
 
-    from infimmr_cli.embeddings import EmbedItem, EmbeddingCache, GMEEmbedder, embed_all
+    from infimmr_cli.curation.embeddings import EmbedItem, EmbeddingCache, GMEEmbedder, embed_all
     from infimmr_cli.modeling import build_tiny
 
     rng = random.Random(1)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from infimmr_cli.records import Record, write_records  # noqa: E402
-from infimmr_cli.rewards import score, score_batch  # noqa: E402
+from infimmr_cli.data.records import Record, write_records  # noqa: E402
+from infimmr_cli.rewards.rules import score, score_batch  # noqa: E402
 
 VERSIONS = ["Text Dominant", "Text Lite", "Vision Intensive", "Vision Dominant", "Vision Only"]
 FREE_GOLDS = ["2\\sqrt{3}", "30", "\\frac{1}{2}", "12.5", "3\\pi", "\\frac{\\sqrt{3}}{2}", "60^\\circ", "x^2+1"]

@@ -17,7 +17,7 @@ import time
 
 
 def make_batch(prompts: int, group: int, n_pathological: int = 8, seed: int = 0):
-    from infimmr_cli.records import Record
+    from infimmr_cli.data.records import Record
 
     rng = random.Random(seed)
     filler = "Let me work through the problem step by step, checking each quantity against the figure. " * 6
@@ -67,8 +67,9 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)  # the per-item timeout warnings are expected here
 
-    from infimmr_cli import rewards
-    from infimmr_cli.scoring_pool import ScoringPool, close_pool, get_pool
+    from infimmr_cli.rewards import rules
+    from infimmr_cli.rewards.scoring import score_batch
+    from infimmr_cli.rewards.pool import ScoringPool, close_pool, get_pool
 
     completions, records, kinds = make_batch(args.prompts, args.group, args.pathological)
     n = len(completions)
@@ -88,19 +89,19 @@ def main() -> None:
     stall = pool_stall = 0.0
     for _ in range(args.repeats):  # alternate the two sides; keep each side's best time (the box is shared and noisy)
         # Baseline: the same score() in this process, sequentially, with math-verify's own alarm timeouts.
-        rewards.MATH_VERIFY_TIMEOUT = args.timeout
-        rewards._parse_gold.cache_clear()
+        rules.MATH_VERIFY_TIMEOUT = args.timeout
+        rules._parse_gold.cache_clear()
         base = []
         t0 = time.perf_counter()
         for c, r in zip(completions, records):
             t = time.perf_counter()
-            base.append(rewards.score(c, r))
+            base.append(rules.score(c, r))
             stall = max(stall, time.perf_counter() - t)
         t_base = min(t_base, time.perf_counter() - t0)
-        rewards.MATH_VERIFY_TIMEOUT = None
+        rules.MATH_VERIFY_TIMEOUT = None
 
         t0 = time.perf_counter()
-        got = rewards.score_batch(completions, records, workers=args.workers, timeout=args.timeout)
+        got = score_batch(completions, records, workers=args.workers, timeout=args.timeout)
         t_pool = min(t_pool, time.perf_counter() - t0)
         pool_stall = max(pool_stall, pool.max_item_s)
 

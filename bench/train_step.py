@@ -47,8 +47,8 @@ def trl(model_dir: Path, data: Path, out: Path, a) -> tuple[float, float]:
     from trl import GRPOConfig, GRPOTrainer
 
     from infimmr_cli.modeling import load_model
-    from infimmr_cli.prompts import build_messages
-    from infimmr_cli.records import read_records
+    from infimmr_cli.data.prompt import build_messages
+    from infimmr_cli.data.records import read_records
 
     recs = [r for r in read_records(data) if not r.images]
     ds = Dataset.from_list([{"prompt": build_messages(r, with_images=False)} for r in recs])

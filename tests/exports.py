@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image
 
-from infimmr_cli.export_schemas import (IMAGE_STRUCT, MATHVERSE_SCHEMA, MATHVISION_SCHEMA, MATHVISTA_SCHEMA,
+from infimmr_cli.data.export_schemas import (MATHVERSE_SCHEMA, MATHVISION_SCHEMA, MATHVISTA_SCHEMA,
                                            OLYMPIAD_SCHEMA, VIRL_SCHEMA)
 
 

@@ -15,9 +15,9 @@ from PIL import Image
 from infimmr_cli.commands import caption, classify
 from infimmr_cli.commands._vlm_stage import resolve_model
 from infimmr_cli.errors import UsageError
-from infimmr_cli.prompts import (CAPTION_SYSTEM_PROMPTS, CLASSIFY_INSTRUCTION, IMAGE_TYPES, caption_messages,
-                                 parse_image_type)
-from infimmr_cli.records import partial_path, read_records
+from infimmr_cli.curation.prompts import (CAPTION_SYSTEM_PROMPTS, CLASSIFY_INSTRUCTION, IMAGE_TYPES, caption_messages, parse_image_type)
+from infimmr_cli.files import partial_path
+from infimmr_cli.data.records import read_records
 from infimmr_cli.rollout import Completion
 
 from conftest import cli_env, run_cli
@@ -161,7 +161,7 @@ def test_caption_without_image_type_fails_before_any_work(tmp_path):
 
 
 def test_output_written_into_another_folder_needs_the_flag_to_be_read_again(tmp_path):
-    from infimmr_cli.records import RecordError
+    from infimmr_cli.data.records import RecordError
 
     src = make_records(tmp_path / "data", [("a", [1])])
     typed = classify.run(src, tmp_path / "out" / "typed.jsonl",

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO, cli_env
 from infimmr_cli.modeling import load_model
-from infimmr_cli.records import read_records
+from infimmr_cli.data.records import read_records
 
 PHASES = ("fra", "cmra", "mre")
 

@@ -12,10 +12,10 @@ from PIL import Image
 
 from conftest import run_cli
 from infimmr_cli.commands import decontam
-from infimmr_cli.embeddings import (EmbedItem, EmbeddingCache, GMEEmbedder, above, best_matches, build_prompt,
+from infimmr_cli.curation.embeddings import (EmbedItem, EmbeddingCache, GMEEmbedder, above, best_matches, build_prompt,
                                     content_key, embed_all)
 from infimmr_cli.errors import UsageError
-from infimmr_cli.ngrams import BenchIndex, build_index, exact_key, naive_pair_match, word_ngrams, words
+from infimmr_cli.curation.ngrams import BenchIndex, build_index, exact_key, naive_pair_match, word_ngrams, words
 
 # 40 distinct words: any 32-word window of it is a 32-gram no filler sentence contains.
 SOURCE = ("a triangle abc has sides of length seven and nine while the angle between them measures sixty degrees "
@@ -352,7 +352,7 @@ def test_cli_without_embed_model_fails_clearly(leaky):
 def test_model_identity_follows_weights_not_location(tiny_model_dir, tmp_path):
     import shutil
 
-    from infimmr_cli.embeddings import model_identity
+    from infimmr_cli.curation.embeddings import model_identity
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_model_dir, copy)

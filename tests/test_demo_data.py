@@ -2,9 +2,9 @@ from collections import Counter
 
 from PIL import Image
 
-from infimmr_cli.benchmarks import SOURCES, PrepareContext
-from infimmr_cli.demo_data import COLOURS, write_demo_exports
-from infimmr_cli.ngrams import exact_key
+from infimmr_cli.data.sources import SOURCES, PrepareContext
+from infimmr_cli.data.demo_data import COLOURS, write_demo_exports
+from infimmr_cli.curation.ngrams import exact_key
 
 
 def prepare_all(tmp_path):

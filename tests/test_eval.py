@@ -19,8 +19,8 @@ from infimmr_cli.commands.eval import bench_records, run
 from infimmr_cli.errors import UsageError
 from infimmr_cli.evaluation.benches import BENCHES
 from infimmr_cli.evaluation.tally import Count, tally
-from infimmr_cli.prompts import question_text
-from infimmr_cli.records import Record, RecordError
+from infimmr_cli.data.prompt import question_text
+from infimmr_cli.data.records import Record, RecordError
 from infimmr_cli.rollout.base import Completion
 
 # bench -> the export maker and where it goes under the data folder (the documented layout).

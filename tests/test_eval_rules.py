@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from infimmr_cli.commands.eval import run
-from infimmr_cli.records import Record
-from infimmr_cli.rewards import score
+from infimmr_cli.data.records import Record
+from infimmr_cli.rewards.rules import score
 from test_eval import answer, data_dir, engine_for  # noqa: F401  (data_dir is a fixture)
 
 

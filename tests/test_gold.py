@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infimmr_cli import gold
+from infimmr_cli.data import gold
 
 
 @pytest.mark.parametrize("raw, want", [

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from infimmr_cli import grpo
+from infimmr_cli.training import grpo
 
 T = dict(atol=1e-6, rtol=0)
 

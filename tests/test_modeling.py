@@ -1,13 +1,12 @@
 import json
 
 import pytest
-import torch
 from PIL import Image
 
-from infimmr_cli.images import load_image, pixel_limits
+from infimmr_cli.data.images import load_image, pixel_limits
 from infimmr_cli.modeling import check_model_dir, load_model
-from infimmr_cli.prompts import build_messages
-from infimmr_cli.records import Record
+from infimmr_cli.data.prompt import build_messages
+from infimmr_cli.data.records import Record
 from infimmr_cli.rollout import Request, SamplingSettings
 from infimmr_cli.rollout.hf import HFEngine
 

@@ -2,9 +2,9 @@ import pytest
 
 from conftest import write_train_data
 from infimmr_cli.errors import UsageError
-from infimmr_cli.phases import phase_view
-from infimmr_cli.prompts import CAPTION_PREFIX
-from infimmr_cli.records import read_records
+from infimmr_cli.training.phases import phase_view
+from infimmr_cli.data.prompt import CAPTION_PREFIX
+from infimmr_cli.data.records import read_records
 
 
 def _texts(item):

@@ -13,7 +13,7 @@ from PIL import Image
 import exports
 from conftest import run_cli
 from infimmr_cli.commands.prepare import run
-from infimmr_cli.records import RecordError, read_records
+from infimmr_cli.data.records import RecordError, read_records
 
 REPO = Path(__file__).resolve().parents[1]
 RECORD_KEYS = ["id", "source", "question", "answer", "answer_type", "choices", "images", "image_type", "caption",

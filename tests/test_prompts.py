@@ -1,7 +1,7 @@
 """The user text of a prompt: options appear once, whether the question lists them or not."""
 
-from infimmr_cli.prompts import question_text
-from infimmr_cli.records import Record
+from infimmr_cli.data.prompt import question_text
+from infimmr_cli.data.records import Record
 
 
 def rec(question: str, choices, **meta) -> Record:

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from infimmr_cli.records import (Record, RecordError, ResumableWriter, existing_ids, partial_path, read_records,
-                                 write_records)
+from infimmr_cli.data.records import Record, RecordError, ResumableWriter, existing_ids, read_records, write_records
+from infimmr_cli.files import partial_path
 
 
 def good(**over):

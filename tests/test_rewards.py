@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from infimmr_cli import rewards
-from infimmr_cli.records import Record
-from infimmr_cli.rewards import score, score_batch
+from infimmr_cli.rewards import plugins
+from infimmr_cli.data.records import Record
+from infimmr_cli.rewards.rules import score
+from infimmr_cli.rewards.scoring import score_batch
 
 
 def rec(answer: str, answer_type: str = "math", choices=None, rid: str = "r1", **meta) -> Record:
@@ -224,14 +225,14 @@ def test_string_collapses_inner_whitespace():
 
 # ----------------------------------------------------------------------------------------------------------- registry
 def test_load_reward_registry_and_plugin(tmp_path):
-    assert rewards.load_reward("default") is score
+    assert plugins.load_reward("default") is score
     plug = tmp_path / "plug.py"
     plug.write_text("def always(c, r):\n    return {'overall': 1.0, 'format': 1.0, 'accuracy': 1.0, 'extracted': c}\n")
-    assert rewards.load_reward(f"{plug}:always")("x", rec("1"))["extracted"] == "x"
+    assert plugins.load_reward(f"{plug}:always")("x", rec("1"))["extracted"] == "x"
     with pytest.raises(ValueError, match="neither"):
-        rewards.load_reward("nope")
+        plugins.load_reward("nope")
     with pytest.raises(ValueError, match="no function"):
-        rewards.load_reward(f"{plug}:missing")
+        plugins.load_reward(f"{plug}:missing")
 
 
 # ------------------------------------------------------------------------------------------------------- score_batch
@@ -277,7 +278,7 @@ def test_a_dead_worker_is_replaced(tmp_path, caplog):
     plug = tmp_path / "dies.py"
     plug.write_text(
         "import os\n"
-        "from infimmr_cli.rewards import score\n"
+        "from infimmr_cli.rewards.rules import score\n"
         "def reward(c, r):\n"
         "    if r.id == 'die':\n"
         "        os._exit(3)\n"
@@ -311,7 +312,7 @@ def test_score_command_table_and_output(tmp_path):
     import json
 
     from conftest import run_cli
-    from infimmr_cli.records import write_records
+    from infimmr_cli.data.records import write_records
 
     write_records(tmp_path / "r.jsonl", [rec("5", rid="m1"), rec("B", "choice", OPTS, rid="c1"),
                                          rec("yes", "string", rid="s1")])
@@ -328,7 +329,7 @@ def test_score_command_table_and_output(tmp_path):
 
 def test_score_command_names_the_bad_line(tmp_path):
     from conftest import run_cli
-    from infimmr_cli.records import write_records
+    from infimmr_cli.data.records import write_records
 
     write_records(tmp_path / "r.jsonl", [rec("5", rid="m1")])
     (tmp_path / "c.jsonl").write_text('{"id": "m1", "completion": "x"}\n{"id": "zz", "completion": "x"}\n')

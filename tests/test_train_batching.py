@@ -1,10 +1,10 @@
 import torch
 from PIL import Image
 
-from infimmr_cli.images import load_image, pixel_limits
+from infimmr_cli.data.images import load_image, pixel_limits
 from infimmr_cli.modeling import load_model
-from infimmr_cli.prompts import build_messages
-from infimmr_cli.records import Record
+from infimmr_cli.data.prompt import build_messages
+from infimmr_cli.data.records import Record
 from infimmr_cli.training.batching import (PromptEncoding, collate, completion_logprobs, encode_prompt,
                                            prompt_length)
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from infimmr_cli.images import load_image, pixel_limits
+from infimmr_cli.data.images import load_image, pixel_limits
 from infimmr_cli.modeling import load_model, load_processor
-from infimmr_cli.prompts import build_messages
-from infimmr_cli.records import Record
+from infimmr_cli.data.prompt import build_messages
+from infimmr_cli.data.records import Record
 from infimmr_cli.rollout import Request, SamplingSettings, open_engine
 from infimmr_cli.rollout.vllm import VLLMEngine, find_vllm_model
 from infimmr_cli.rollout.weights import hf_weight_name, iter_full_weights

@@ -7,7 +7,7 @@ import sys
 
 from rich.console import Console
 
-from infimmr_cli.records import RecordError
+from infimmr_cli.data.records import RecordError
 
 
 class UsageError(ValueError):

@@ -14,7 +14,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from infimmr_cli.records import atomic_write_text
+from infimmr_cli.files import atomic_write_text
 
 DATA_SUFFIXES = {".parquet", ".json", ".jsonl"}
 

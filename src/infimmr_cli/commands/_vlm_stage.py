@@ -19,7 +19,8 @@ from rich.table import Table
 from rich.text import Text
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.records import Record, ResumableWriter, iter_records, partial_path, read_records
+from infimmr_cli.data.records import Record, ResumableWriter, iter_records, read_records
+from infimmr_cli.files import partial_path
 
 Process = Callable[[list[Record], Any, Any], list[Record]]
 EngineFactory = Callable[[], tuple[Any, Any]]
@@ -132,7 +133,7 @@ def generate_per_image(records: Sequence[Record], engine, processor, messages_fo
 
     Returns ({(record index, image index): Completion}, {record index: error for an image that cannot be read}).
     """
-    from infimmr_cli.images import load_record_images
+    from infimmr_cli.data.images import load_record_images
     from infimmr_cli.rollout import Request
 
     requests, owners, errors = [], [], {}

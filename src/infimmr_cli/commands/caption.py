@@ -20,7 +20,7 @@ from pathlib import Path
 from rich.console import Console
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.records import Record, read_records
+from infimmr_cli.data.records import Record, read_records
 
 DEFAULT_MODEL = "U4R/OmniCaptioner"
 _STAGE_KEYS = ("caption_error", "caption_truncated")
@@ -36,7 +36,7 @@ def image_types(rec: Record) -> list[str]:
 
 def check_types(records: list[Record]) -> None:
     """Fail before any work when an image record has no usable type."""
-    from infimmr_cli.prompts import IMAGE_TYPES
+    from infimmr_cli.curation.prompts import IMAGE_TYPES
 
     missing = [r for r in records if r.images and not r.image_type]
     if missing:
@@ -62,7 +62,7 @@ def caption_records(records: list[Record], engine, processor, max_new_tokens: in
     whose greedy reply is blank.
     """
     from infimmr_cli.commands._vlm_stage import generate_per_image
-    from infimmr_cli.prompts import caption_messages
+    from infimmr_cli.curation.prompts import caption_messages
     from infimmr_cli.rollout import SamplingSettings
 
     sampling = SamplingSettings(temperature=temperature, repetition_penalty=1.2, max_new_tokens=max_new_tokens,

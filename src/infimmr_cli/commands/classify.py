@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from infimmr_cli.records import Record, read_records
+from infimmr_cli.data.records import Record, read_records
 
 DEFAULT_MODEL = "Qwen/Qwen2.5-VL-7B-Instruct"
 
@@ -36,7 +36,7 @@ def record_image_type(types: list[str]) -> str | None:
 def classify_records(records: list[Record], engine, processor, max_new_tokens: int = 8) -> list[Record]:
     """Classify every image of `records` in one engine call; returns the records with image_type and meta set."""
     from infimmr_cli.commands._vlm_stage import generate_per_image
-    from infimmr_cli.prompts import classify_messages, parse_image_type
+    from infimmr_cli.curation.prompts import classify_messages, parse_image_type
     from infimmr_cli.rollout import SamplingSettings
 
     sampling = SamplingSettings(temperature=0.0, max_new_tokens=max_new_tokens)

@@ -22,7 +22,7 @@ class CompareOutput:
 def run(runs: list[str], out: str | Path, with_paper: bool = False, quiet: bool = False) -> CompareOutput:
     """runs: `DIR` or `label=DIR`, each an `infimmr eval --out` folder. Writes OUT/compare.{md,png,json}."""
     from infimmr_cli.evaluation import compare
-    from infimmr_cli.records import atomic_write_text
+    from infimmr_cli.files import atomic_write_text
 
     if not runs:
         raise UsageError("--compare: give at least one eval folder (DIR or label=DIR)")

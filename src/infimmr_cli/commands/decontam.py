@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.records import Record, iter_records, write_records
+from infimmr_cli.data.records import Record, iter_records, write_records
 
 STAGES = ("exact", "ngram", "embedding")
 
@@ -61,8 +61,8 @@ def run(train: str | Path, bench: Sequence[str | Path], out: str | Path, removed
     `embedder` (anything with `identity` and `embed(items) -> (N, D)` unit rows) replaces loading `embed_model`: tests
     pass a fake one with chosen vectors.
     """
-    from infimmr_cli import embeddings as emb
-    from infimmr_cli.ngrams import BenchIndex
+    from infimmr_cli.curation import embeddings as emb
+    from infimmr_cli.curation.ngrams import BenchIndex
 
     console = console or Console()
     use_embedding = not no_embedding

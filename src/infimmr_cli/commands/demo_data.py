@@ -7,7 +7,7 @@ from rich.table import Table
 
 
 def run(out: str | Path, n_text: int = 24, n_image: int = 24, n_bench: int = 6, seed: int = 0) -> dict[str, Path]:
-    from infimmr_cli.demo_data import write_demo_exports
+    from infimmr_cli.data.demo_data import write_demo_exports
 
     paths = write_demo_exports(out, n_text=n_text, n_image=n_image, n_bench=n_bench, seed=seed)
     table = Table(title=f"demo exports in {out}")

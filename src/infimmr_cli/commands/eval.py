@@ -23,8 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from infimmr_cli.errors import UsageError
 from infimmr_cli.provenance import versions
-from infimmr_cli.records import (Record, RecordError, atomic_write_text, iter_json_lines, normalise_id,
-                                 partial_path)
+from infimmr_cli.data.records import Record, RecordError, iter_json_lines, normalise_id
+from infimmr_cli.files import atomic_write_text, partial_path
 
 DEFAULT_MAX_NEW_TOKENS = 2048
 HF_BATCH, VLLM_BATCH = 8, 256
@@ -37,7 +37,7 @@ def bench_records(bench, out_dir: Path, data_dir: Path | None, records_file: Pat
                   quiet: bool = True) -> tuple[list[Record], Path]:
     """The bench's records and the file they came from: --records as given, else prepared from the export under the
     data folder into OUT/<bench>/records.jsonl (reused while the export path is unchanged)."""
-    from infimmr_cli.records import read_records
+    from infimmr_cli.data.records import read_records
 
     if records_file is not None:
         path = Path(records_file)
@@ -88,7 +88,7 @@ def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
 def prediction_line(rec: Record, completion: str, score: dict[str, Any], finish_reason: str | None = None,
                     n_tokens: int | None = None) -> dict[str, Any]:
     from infimmr_cli.evaluation.tally import is_correct
-    from infimmr_cli.prompts import question_text
+    from infimmr_cli.data.prompt import question_text
 
     return {"id": rec.id, "prompt": question_text(rec), "completion": completion, "extracted": score.get("extracted"),
             "gold": rec.answer, "format": score.get("format"), "accuracy": score.get("accuracy"),
@@ -214,7 +214,7 @@ class _Generator:
         return self.engine
 
     def origin(self) -> dict[str, Any]:
-        from infimmr_cli.prompts import SYSTEM_PROMPT
+        from infimmr_cli.data.prompt import SYSTEM_PROMPT
 
         return {"model": self.model_label, "sampling": asdict(self.sampling), "system_prompt": SYSTEM_PROMPT}
 
@@ -226,10 +226,10 @@ def _origin_fields(run_json: Path) -> dict[str, Any]:
 def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _Generator, reward: str,
               workers: int | None, timeout: float, console: Console) -> dict[str, Any]:
     from infimmr_cli.evaluation.tally import is_correct
-    from infimmr_cli.images import load_record_images
-    from infimmr_cli.prompts import build_messages
-    from infimmr_cli.records import ResumableWriter
-    from infimmr_cli.rewards import score_batch
+    from infimmr_cli.data.images import load_record_images
+    from infimmr_cli.data.prompt import build_messages
+    from infimmr_cli.data.records import ResumableWriter
+    from infimmr_cli.rewards.scoring import score_batch
     from infimmr_cli.rollout.base import Request
 
     bench_dir = out / spec.name
@@ -270,8 +270,8 @@ def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _
 def _rescore(spec, recs: list[Record], every: list[Record], src: Path, pfile: Path, out: Path, reward: str,
              workers: int | None, timeout: float, console: Console) -> dict[str, Any]:
     """Score predictions made elsewhere (or earlier) against the bench records, joined on id; no model."""
-    from infimmr_cli.records import write_records
-    from infimmr_cli.rewards import score_batch
+    from infimmr_cli.data.records import write_records
+    from infimmr_cli.rewards.scoring import score_batch
 
     preds = read_predictions(pfile)
     known = {r.id for r in every}

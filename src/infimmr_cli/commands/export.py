@@ -93,7 +93,7 @@ def verify(model_dir: Path, max_new_tokens: int = 4) -> list[int]:
     """Reload the written directory and generate a few tokens with an image; returns the token ids."""
     from PIL import Image
 
-    from infimmr_cli.images import pixel_limits
+    from infimmr_cli.data.images import pixel_limits
     from infimmr_cli.modeling import load_model
     from infimmr_cli.rollout import Request, SamplingSettings
     from infimmr_cli.rollout.hf import HFEngine

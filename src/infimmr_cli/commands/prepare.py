@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +28,9 @@ class PrepareSummary:
 
 def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> PrepareSummary:
     """Read `inp` as `source` and write records to `out` atomically; returns what happened (also printed)."""
-    from infimmr_cli.benchmarks import SOURCES, PrepareContext
+    from infimmr_cli.data.sources import SOURCES, PrepareContext
     from infimmr_cli.provenance import write_provenance
-    from infimmr_cli.records import write_records
+    from infimmr_cli.data.records import write_records
 
     if source not in SOURCES:
         raise UsageError(f"--from: {source!r} is not one of {', '.join(SOURCES)}")

@@ -7,7 +7,6 @@ answer_type and the reward keys (overall, format, accuracy, extracted, and timeo
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.records import Record, RecordError, iter_json_lines, normalise_id, read_records, write_records
+from infimmr_cli.data.records import Record, RecordError, iter_json_lines, normalise_id, read_records, write_records
 
 BATCH = 1024  # items per score_batch call: a progress step, small enough to show movement
 
@@ -57,7 +56,7 @@ def summarize(rows: list[dict[str, Any]]) -> Table:
 
 def run(records: str | Path, completions: str | Path, out: str | Path | None = None, workers: int | None = None,
         timeout: float = 5.0, reward: str = "default") -> list[dict[str, Any]]:
-    from infimmr_cli.rewards import score_batch
+    from infimmr_cli.rewards.scoring import score_batch
 
     if timeout <= 0:
         raise UsageError(f"--timeout: {timeout}; must be > 0 seconds")

@@ -67,7 +67,7 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
         raise FileNotFoundError(f"{cfg.deepspeed}: DeepSpeed config not found")
     check_config(cfg, dist.world_size)
     if cfg.reward != "default":
-        from infimmr_cli.rewards import load_reward
+        from infimmr_cli.rewards.plugins import load_reward
 
         try:
             load_reward(cfg.reward)
@@ -104,7 +104,7 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
         console.print(f"resumed from {resume_from} (step {state['step']})")
     if dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        from infimmr_cli.records import atomic_write_text
+        from infimmr_cli.files import atomic_write_text
 
         atomic_write_text(out_dir / "run_config.json", json.dumps(resolved, indent=2) + "\n")
     from infimmr_cli.training.metrics import MetricsLog
@@ -140,8 +140,8 @@ def train_step(r: Run, step: int) -> dict[str, Any]:
     """One GRPO step on this rank's shard of the step's prompts; returns the metrics row (same on every rank)."""
     import torch
 
-    from infimmr_cli import grpo
-    from infimmr_cli.rewards import score_batch
+    from infimmr_cli.training import grpo
+    from infimmr_cli.rewards.scoring import score_batch
     from infimmr_cli.training import distributed, rollouts
     from infimmr_cli.training.batching import completion_logprobs
     from infimmr_cli.training.metrics import summarise
@@ -239,7 +239,6 @@ def train_step(r: Run, step: int) -> dict[str, Any]:
 
 def _micro_batches(batch, advantages, keep, size: int, pad_id: int) -> list[dict[str, Any]]:
     """Consecutive chunks of `size` sequences, collated, with their advantages (n,), keep flags (n,) and masks (n, C)."""
-    import torch
 
     from infimmr_cli.training.batching import collate
 

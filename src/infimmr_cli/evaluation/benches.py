@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.records import Record
+from infimmr_cli.data.records import Record
 
 MATHVERSE_VERSIONS = ["Text Dominant", "Text Lite", "Vision Intensive", "Vision Dominant", "Vision Only"]
 

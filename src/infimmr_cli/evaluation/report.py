@@ -10,7 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from infimmr_cli.evaluation.tally import Count
-from infimmr_cli.records import RecordError, atomic_write_text
+from infimmr_cli.data.records import RecordError
+from infimmr_cli.files import atomic_write_text
 
 RESULTS = "results.json"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from infimmr_cli.records import Record
+from infimmr_cli.data.records import Record
 
 FULL = 1.0 - 1e-9
 

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 import torch
 from PIL import Image
 
-from infimmr_cli.images import fit_size, pixel_limits
+from infimmr_cli.data.images import fit_size, pixel_limits
 from infimmr_cli.rollout.base import Completion, Request, SamplingSettings
 from infimmr_cli.rollout.weights import hf_weight_name
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from infimmr_cli import grpo
-from infimmr_cli.images import fit_size, pixel_limits
+from infimmr_cli.training import grpo
+from infimmr_cli.data.images import fit_size, pixel_limits
 
 
 @dataclass

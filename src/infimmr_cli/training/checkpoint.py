@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from infimmr_cli.records import atomic_write_text
+from infimmr_cli.files import atomic_write_text
 from infimmr_cli.training import distributed
 from infimmr_cli.training.model import save_hf_model
 

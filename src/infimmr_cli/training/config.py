@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.grpo import LOSS_TYPES
-from infimmr_cli.phases import PHASES
+from infimmr_cli.training.grpo import LOSS_TYPES
+from infimmr_cli.training.phases import PHASES
 
 
 @dataclass

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.phases import PhaseItem, PhaseView, phase_view
-from infimmr_cli.records import read_records
+from infimmr_cli.training.phases import PhaseItem, PhaseView, phase_view
+from infimmr_cli.data.records import read_records
 from infimmr_cli.training.batching import prompt_length
 
 

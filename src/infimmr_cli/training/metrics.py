@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.records import atomic_write_text
+from infimmr_cli.files import atomic_write_text
 
 # Keys that measure the machine, not the run: they differ between two runs that are otherwise identical.
 TIMING_KEYS = ("step_time", "tokens_per_s", "rollout_time")

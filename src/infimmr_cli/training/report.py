@@ -75,7 +75,7 @@ def print_dry_run(console: Console, cfg, prompts, processor, estimate: dict | No
         rid, n = prompts.too_long[0]
         console.print(f"{len(prompts.too_long)} prompts exceed max_prompt_len {cfg.max_prompt_len} "
                       f"(first: id {rid!r}, {n} tokens); they are skipped, not truncated")
-    from infimmr_cli.images import load_record_images
+    from infimmr_cli.data.images import load_record_images
 
     image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     for item in prompts.items[:3]:

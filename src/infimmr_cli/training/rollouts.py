@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infimmr_cli.images import load_record_images
-from infimmr_cli.phases import PhaseItem
+from infimmr_cli.data.images import load_record_images
+from infimmr_cli.training.phases import PhaseItem
 from infimmr_cli.rollout import Completion, Request, SamplingSettings
 from infimmr_cli.training.batching import PromptEncoding, encode_prompt
 

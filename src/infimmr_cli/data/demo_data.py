@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw
 
-from infimmr_cli.export_schemas import (MATHVERSE_SCHEMA, MATHVISION_SCHEMA, MATHVISTA_SCHEMA, OLYMPIAD_SCHEMA,
+from infimmr_cli.data.export_schemas import (MATHVERSE_SCHEMA, MATHVISION_SCHEMA, MATHVISTA_SCHEMA, OLYMPIAD_SCHEMA,
                                         VIRL_SCHEMA)
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (40, 70, 220)}

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import os
 import string
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, TextIO
+from typing import Any, Iterable, Iterator
+
+from infimmr_cli.files import atomic_file, partial_path
 
 ANSWER_TYPES = ("math", "choice", "string")
 LETTERS = string.ascii_uppercase
@@ -184,30 +184,6 @@ def _dump(rec: Record | dict, root: Path) -> str:
     return json.dumps(obj, ensure_ascii=False) + "\n"
 
 
-@contextmanager
-def atomic_file(path: str | Path) -> Iterator[TextIO]:
-    """A text file that appears whole or not at all: written to a temp file in the same folder, fsynced, then renamed
-    over `path`; an exception inside the block leaves `path` as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a whole file at once (see `atomic_file`)."""
-    with atomic_file(path) as fh:
-        fh.write(text)
-
-
 def write_records(path: str | Path, records: Iterable[Record | dict]) -> int:
     """Write records atomically (temp file, then rename); image paths are rebased to the output's folder."""
     root = Path(path).resolve().parent
@@ -217,12 +193,6 @@ def write_records(path: str | Path, records: Iterable[Record | dict]) -> int:
             fh.write(_dump(rec, root))
             n += 1
     return n
-
-
-def partial_path(out: str | Path) -> Path:
-    """Where a resumable stage keeps its work in progress: `<out>.partial`, beside the final file."""
-    out = Path(out)
-    return out.with_name(out.name + ".partial")
 
 
 class ResumableWriter:

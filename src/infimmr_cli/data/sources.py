@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from infimmr_cli import gold
-from infimmr_cli.records import Record, RecordError
+from infimmr_cli.data import gold
+from infimmr_cli.data.records import Record, RecordError
 
 VISION_ONLY_QUESTION = "Solve the problem shown in the image."
 

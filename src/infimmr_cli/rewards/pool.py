@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Callable
 
+from infimmr_cli.rewards.plugins import load_reward
+from infimmr_cli.rewards.rules import zero_score
+
 log = logging.getLogger("infimmr_cli.rewards")
 START_TIMEOUT_S = 120.0  # a worker that is not ready by then means something is broken, not slow
 MAX_CHUNK = 16
@@ -39,8 +42,6 @@ def _worker_main(conn: Connection) -> None:
     import signal
 
     import math_verify  # noqa: F401 - warm before "ready", so no item's timeout pays for the import
-
-    from infimmr_cli.rewards import load_reward, zero_score
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it then ends us
     cache: dict[Any, Callable] = {}
@@ -167,7 +168,7 @@ class ScoringPool:
                 if w.pending and w.deadline is not None and now > w.deadline:
                     self.max_item_s = max(self.max_item_s, now - w.item_start)
                     i = w.pending.popleft()
-                    results[i] = _zero(timeout=True)
+                    results[i] = zero_score(timeout=True)
                     left -= 1
                     log.warning("reward: item %d (record %s) passed its %.1f s timeout: scored 0, worker replaced",
                                 i, getattr(records[i], "id", "?"), timeout)
@@ -212,7 +213,7 @@ class ScoringPool:
                                            "workers=0 to see the error in this process")
                 if w.pending:
                     i = w.pending.popleft()
-                    results[i] = _zero(error=f"reward worker died (exit code {code})")
+                    results[i] = zero_score(error=f"reward worker died (exit code {code})")
                     finished += 1
                     log.warning("reward: worker died (exit code %s) on item %d (record %s): scored 0, replaced",
                                 code, i, getattr(records.get(i), "id", "?"))
@@ -236,12 +237,6 @@ class ScoringPool:
         for p in self.dying:
             p.join(timeout=5)
         self.workers, self.dying = [], []
-
-
-def _zero(**marker: Any) -> dict[str, Any]:
-    from infimmr_cli.rewards import zero_score
-
-    return zero_score(**marker)
 
 
 _POOL: ScoringPool | None = None

@@ -132,7 +132,7 @@ class GMEEmbedder:
         """items (N) -> (N, hidden) float32, unit rows. One forward for the whole list: the caller batches."""
         import torch
 
-        from infimmr_cli.images import load_image
+        from infimmr_cli.data.images import load_image
 
         factor = 28
         texts, images = [], []

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.prompts import build_messages
-from infimmr_cli.records import Record
+from infimmr_cli.data.prompt import build_messages
+from infimmr_cli.data.records import Record
 
 PHASES = ("fra", "cmra", "mre")
 

@@ -49,21 +49,17 @@ become their LaTeX commands (`π`, `°`, `−` are read by math-verify itself).
 
 `score()` does no timeout handling: math-verify's own signal-based timeouts are switched off (`MATH_VERIFY_TIMEOUT`),
 because signal.alarm only works in a main thread. Protection comes from `score_batch`, which runs items in worker
-processes and kills one that passes its timeout (see scoring_pool.py).
+processes and kills one that passes its timeout (see rewards/scoring.py and rewards/pool.py).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
-import os
 import re
-import sys
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Callable
 
-from infimmr_cli.records import Record
+from infimmr_cli.data.records import Record
 
 W_FORMAT, W_ACCURACY = 0.1, 0.9
 W_TYPE, W_VALUE = 0.2, 0.8
@@ -352,60 +348,3 @@ def score(completion: str, record: Record) -> dict[str, Any]:
     accuracy = float(ACCURACY[record.answer_type](extracted, record))
     return {"overall": round(W_FORMAT + W_ACCURACY * accuracy, 10), "format": 1.0, "accuracy": round(accuracy, 10),
             "extracted": extracted}
-
-
-REWARDS: dict[str, Callable[[str, Record], dict[str, Any]]] = {"default": score}
-
-
-def load_reward(spec: str | Callable) -> Callable[[str, Record], dict[str, Any]]:
-    """A reward function from a registry name (`default`), a plug-in `path/to/file.py:function`, or a callable."""
-    if callable(spec):
-        return spec
-    if spec in REWARDS:
-        return REWARDS[spec]
-    path, _, fn = spec.rpartition(":")
-    if not path or not fn:
-        raise ValueError(f"reward: {spec!r} is neither {', '.join(REWARDS)} nor path.py:function")
-    full = Path(path).resolve()
-    name = f"infimmr_reward_{abs(hash(str(full)))}"
-    if name not in sys.modules:
-        mod_spec = importlib.util.spec_from_file_location(name, full)
-        if mod_spec is None or mod_spec.loader is None or not full.is_file():
-            raise FileNotFoundError(f"reward: {path}: cannot import (no such file)")
-        module = importlib.util.module_from_spec(mod_spec)
-        sys.modules[name] = module
-        mod_spec.loader.exec_module(module)
-    if not hasattr(sys.modules[name], fn):
-        raise ValueError(f"reward: {path}: has no function {fn!r}")
-    return getattr(sys.modules[name], fn)
-
-
-def default_workers() -> int:
-    """The pool size when none is asked for: the CPUs this process may use, at most 8 (per training rank)."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:
-        n = os.cpu_count() or 1
-    return max(1, min(n, 8))
-
-
-def score_batch(completions: list[str], records: list[Record], reward: str | Callable = "default",
-                workers: int | None = None, timeout: float = 5.0) -> list[dict[str, Any]]:
-    """Score completions[i] against records[i] in killable worker processes; one dict per item, in order.
-
-    An item running past `timeout` seconds (counted from when its worker starts it) is killed with its worker and scores
-    `zero_score(timeout=True)`; an item whose worker dies scores `zero_score(error=...)`; both are logged with the record
-    id, and the worker is replaced. `reward` is "default", "path.py:fn" (workers import it themselves, so plug-ins work
-    under forkserver/spawn) or a callable picklable by reference. `workers=None` uses `default_workers()`; `workers=0`
-    scores in this process, in order, with NO timeout protection (for tests and debugging). The pool persists across
-    calls (training scores every step); `scoring_pool.close_pool()` ends it, and it is closed at exit.
-    """
-    if len(completions) != len(records):
-        raise ValueError(f"score_batch: {len(completions)} completions for {len(records)} records")
-    fn = load_reward(reward)  # fail here, in the caller, on a bad spec rather than in every worker
-    if workers == 0:
-        return [fn(c, r) for c, r in zip(completions, records)]
-    from infimmr_cli.scoring_pool import get_pool
-
-    pool = get_pool(default_workers() if workers is None else workers)
-    return pool.run(list(zip(completions, records)), reward, timeout)

@@ -1,0 +1,1 @@
+"""Data curation: classify and caption prompts, decontamination n-grams and embeddings."""

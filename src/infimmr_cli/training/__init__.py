@@ -1,0 +1,1 @@
+"""GRPO training: pure math (grpo.py), phase views, and the loop's helpers."""
