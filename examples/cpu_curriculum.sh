@@ -30,6 +30,8 @@ export DECONTAM_ARGS="--threshold 0.99999"
 # Paper settings scaled to a CPU: 4 prompts x 4 rollouts a step, short responses, plain torch (no DeepSpeed).
 export TRAIN_ARGS="--steps $STEPS --set deepspeed="" --set prompts_per_step=4 --set group_size=4 --set update_batch=4 \
 --set micro_batch=16 --set max_response_len=24 --set max_prompt_len=1024 --set lr=1e-5 --set save_every=2 \
---set reward_workers=1"
+--set reward_workers=1 --set log_rollouts_every=1 --set val_every=1"
+# Each phase validates on the toy MathVista items before, during and after training (curves in plots/).
+export VAL_BENCH=${VAL_BENCH:-mathvista} VAL_LIMIT=${VAL_LIMIT:-$N_BENCH}
 export EVAL_ARGS="--engine hf --limit $EVAL_LIMIT --max-new-tokens 24 --batch-size 8"
 time bash recipes/curriculum.sh

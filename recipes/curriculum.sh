@@ -14,6 +14,8 @@
 #   EMBED_MODEL     GME embedder directory (gme-Qwen2-VL-2B-Instruct); EMBED_MODEL=none runs the text rules only
 #   WORK            where everything goes (default runs/curriculum)
 #   BENCHES         benchmarks to evaluate (default: all five)
+#   VAL_BENCH       prepared benchmark each phase validates on while it trains (default mathvista when in BENCHES;
+#                   none = no validation); VAL_LIMIT its first N items (default 64). Monitoring only: no model selection.
 #   NPROC NNODES NODE_RANK MASTER_ADDR MASTER_PORT   training launch (see launch.sh)
 #   CLASSIFY_ARGS CAPTION_ARGS DECONTAM_ARGS TRAIN_ARGS EVAL_ARGS   extra arguments per stage (word-split)
 set -euo pipefail
@@ -47,6 +49,13 @@ for b in $BENCHES; do
   bench_flags+=(--bench "$D/bench-$b.jsonl")
 done
 
+# Validation during training: the phases are watched on the same held-out items, so the curves join up across phases.
+VAL_BENCH=${VAL_BENCH:-$(case " $BENCHES " in *" mathvista "*) echo mathvista;; *) echo none;; esac)}
+val_args=()
+if [ "$VAL_BENCH" != none ]; then
+  val_args=(--val-data "$D/bench-$VAL_BENCH.jsonl" --set "val_limit=${VAL_LIMIT:-64}")
+fi
+
 say "classify and caption (ViRL39K images)"
 done_or_run "$D/virl39k.typed.jsonl" $INFIMMR classify --in "$D/virl39k.jsonl" --out "$D/virl39k.typed.jsonl" \
   --model "$CLASSIFY_MODEL" "${classify_args[@]}"
@@ -62,9 +71,9 @@ done_or_run "$D/mm.clean.jsonl" $INFIMMR decontam --train "$D/virl39k.captioned.
   --out "$D/mm.clean.jsonl" --removed "$D/mm.removed.jsonl" "${embed[@]}" "${decontam_args[@]}"
 
 say "train: FRA -> CMRA -> MRE"
-"$here/phase.sh" fra "$D/fra.clean.jsonl" "$MODEL" "$WORK/fra" "${train_args[@]}"
-"$here/phase.sh" cmra "$D/mm.clean.jsonl" "$WORK/fra/final" "$WORK/cmra" "${train_args[@]}"
-"$here/phase.sh" mre "$D/mm.clean.jsonl" "$WORK/cmra/final" "$WORK/mre" "${train_args[@]}"
+"$here/phase.sh" fra "$D/fra.clean.jsonl" "$MODEL" "$WORK/fra" "${val_args[@]}" "${train_args[@]}"
+"$here/phase.sh" cmra "$D/mm.clean.jsonl" "$WORK/fra/final" "$WORK/cmra" "${val_args[@]}" "${train_args[@]}"
+"$here/phase.sh" mre "$D/mm.clean.jsonl" "$WORK/cmra/final" "$WORK/mre" "${val_args[@]}" "${train_args[@]}"
 
 say "export"
 done_or_run "$WORK/export/config.json" $INFIMMR export --ckpt "$WORK/mre" --out "$WORK/export" --overwrite
@@ -84,3 +93,4 @@ $INFIMMR compare "base=$WORK/eval/base" "fra=$WORK/eval/fra" "cmra=$WORK/eval/cm
   --out "$WORK/eval/table"
 $INFIMMR plot "fra=$WORK/fra" "cmra=$WORK/cmra" "mre=$WORK/mre" --out "$WORK/plots"
 echo "done: table $WORK/eval/table/compare.md, plots $WORK/plots/curriculum.png"
+echo "what the policy wrote: $INFIMMR inspect $WORK/mre (rollout samples), $WORK/<phase>/val/ (validation answers)"

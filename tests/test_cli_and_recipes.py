@@ -16,7 +16,7 @@ COMMANDS = [c.name for c in app.registered_commands]
 def test_help_lists_every_subcommand_with_one_line():
     out = run_cli("--help").stdout
     assert set(COMMANDS) == {"tiny-model", "demo-data", "prepare", "classify", "caption", "decontam", "train-phase",
-                             "export", "eval", "compare", "score", "plot"}
+                             "export", "eval", "compare", "score", "plot", "inspect"}
     for name in COMMANDS:
         assert re.search(rf"│ {re.escape(name)}\s+\S", out), name
 

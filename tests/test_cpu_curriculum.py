@@ -39,7 +39,12 @@ def test_cpu_curriculum_leaves_every_artifact(tmp_path):
     for phase in PHASES:
         run = work / phase
         assert (run / "final" / "model.safetensors").is_file()
-        assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+        rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [r["step"] for r in rows] == [0, 1]  # validation before training, then the one step
+        assert all(r["val_n"] == 2 for r in rows)  # validated before and after, on the N_BENCH toy MathVista items
+        assert (run / "val" / "step-000000.jsonl").is_file() and (run / "val" / "step-000001.jsonl").is_file()
+        groups = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
+        assert groups and {g["step"] for g in groups} == {1} and all(g["phase"] == phase for g in groups)
         assert json.loads((run / "run_config.json").read_text())["config"]["phase"] == phase
 
     lineage = json.loads((work / "export" / "lineage.json").read_text())
@@ -53,6 +58,9 @@ def test_cpu_curriculum_leaves_every_artifact(tmp_path):
     results = json.loads((work / "eval" / "mre" / "results.json").read_text())
     assert set(results["benchmarks"]) >= {"math500", "mathverse", "mathvision", "mathvista", "olympiadbench"}
     assert (work / "plots" / "curriculum.png").read_bytes()[:4] == b"\x89PNG"
+    shown = subprocess.run([sys.executable, "-m", "infimmr_cli", "inspect", str(work / "mre")], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "step 1 · mre" in shown.stdout, shown.stderr
 
     # A rerun finds every step complete and redoes nothing.
     again = subprocess.run(["bash", str(REPO / "examples" / "cpu_curriculum.sh")], env=env, capture_output=True,

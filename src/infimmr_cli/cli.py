@@ -254,6 +254,22 @@ def plot(
     run(runs, out)
 
 
+@app.command("inspect", epilog="Examples: infimmr inspect runs/fra  ·  infimmr inspect runs/fra --step 20 --worst  ·  "
+                               "infimmr inspect runs/mre --id virl-00017")
+def inspect_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A train-phase run directory (it may still be running).")],
+    step: Annotated[Optional[int], typer.Option(help="The step to show (default: the newest with samples).")] = None,
+    record_id: Annotated[Optional[str], typer.Option("--id", help="Follow one record across the logged steps.")] = None,
+    worst: Annotated[bool, typer.Option("--worst", help="Groups with the lowest mean reward first.")] = False,
+    best: Annotated[bool, typer.Option("--best", help="Groups with the highest mean reward first.")] = False,
+    width: Annotated[int, typer.Option(help="Characters of each prompt and completion shown.")] = 100,
+) -> None:
+    """Show the logged rollout groups of a run: prompt, completions, reward parts and advantages."""
+    from infimmr_cli.commands.inspect import run
+
+    run(run_dir, step=step, record_id=record_id, worst=worst, best=best, width=width)
+
+
 @app.command(
     "train-phase",
     epilog="Example: infimmr train-phase --config recipes/phases/fra.json --data clean.jsonl "
@@ -278,12 +294,16 @@ def train_phase(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check inputs and show the plan; train nothing.")] = False,
     gpus: Annotated[Optional[int], typer.Option(help="GPUs per node for the --dry-run memory estimate.")] = None,
     nodes: Annotated[int, typer.Option(help="Nodes for the --dry-run memory estimate.")] = 1,
+    val_data: Annotated[Optional[Path], typer.Option(
+        help="Held-out records to validate on before the first step, every val_every steps and after the last "
+             "(greedy, same reward): val_* keys in metrics.jsonl, completions in OUT/val/.")] = None,
 ) -> None:
     """GRPO on one curriculum phase; every config key can be overridden with --set key=value."""
     from infimmr_cli.commands.train_phase import finish_process, run
 
     run(config=config, sets=set_, phase=phase, data=data, init=init, out=out, reward=reward, steps=steps,
-        deepspeed=deepspeed, engine=engine, resume=resume, dry_run=dry_run, gpus=gpus, nodes=nodes)
+        deepspeed=deepspeed, engine=engine, resume=resume, dry_run=dry_run, gpus=gpus, nodes=nodes,
+        val_data=val_data)
     finish_process()
 
 

@@ -15,6 +15,8 @@ from infimmr_cli.errors import UsageError
 
 PANELS = (("reward_mean", "mean reward"), ("accuracy_mean", "mean accuracy reward"),
           ("response_len_mean", "mean response length (tokens)"))
+# Drawn when a run validated during training (`--val-data`): the held-out accuracy beside the training reward.
+VAL_PANEL = ("val_accuracy", "validation accuracy")
 
 
 def parse_run(spec: str) -> tuple[str, Path]:
@@ -60,8 +62,9 @@ def run(specs: list[str], out: str | Path, console: Console | None = None) -> Pa
     runs = [(label, read_metrics(path)) for label, path in map(parse_run, specs)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(len(PANELS), 1, figsize=(8, 2.6 * len(PANELS)), sharex=True)
-    for ax, (key, title) in zip(axes, PANELS):
+    panels = PANELS + ((VAL_PANEL,) if any(VAL_PANEL[0] in r for _, rows in runs for r in rows) else ())
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), sharex=True)
+    for ax, (key, title) in zip(axes, panels):
         for label, xs, ys in curriculum_series(runs, key):
             ax.plot(xs, ys, marker="o", markersize=3, label=label)
             if xs:

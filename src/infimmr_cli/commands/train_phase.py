@@ -40,7 +40,8 @@ class Run:
 def run(config: str | Path | None = None, sets: list[str] | None = None, phase: str | None = None,
         data: str | Path | None = None, init: str | Path | None = None, out: str | Path | None = None,
         reward: str | None = None, steps: int | None = None, deepspeed: str | None = None, engine: str | None = None,
-        resume: bool = False, dry_run: bool = False, gpus: int | None = None, nodes: int = 1) -> Path:
+        resume: bool = False, dry_run: bool = False, gpus: int | None = None, nodes: int = 1,
+        val_data: str | Path | None = None) -> Path:
     """Train one phase; returns OUT (with OUT/final, a plain HF model directory). `dry_run` checks and reports only."""
     import torch
 
@@ -49,7 +50,7 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
     from infimmr_cli.training.data import PromptSampler, load_prompts
 
     explicit = dict(phase=phase, data=data, init=init, out=out, reward=reward, steps=steps, deepspeed=deepspeed,
-                    engine=engine)
+                    engine=engine, val_data=val_data)
     overrides: dict[str, Any] = {k: str(v) for k, v in explicit.items() if v is not None}
     overrides.update(parse_sets(sets))
     cfg = load_config(config, overrides)
@@ -75,6 +76,10 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
             raise UsageError(f"reward: {cfg.reward}: {exc}") from None
     processor = load_processor(cfg.init)
     prompts = load_prompts(cfg.data, cfg.phase, processor, cfg.max_prompt_len)
+    from infimmr_cli.training.validation import load_validator
+
+    validator = load_validator(cfg.val_data, cfg.val_limit, cfg.val_every, cfg.max_response_len,
+                               Path(cfg.out) / "val")
     sampler = PromptSampler(len(prompts.items), cfg.prompts_per_step, cfg.seed, dist.rank, dist.world_size)
     resolved = report.provenance(cfg)
     if dry_run:
@@ -110,6 +115,9 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
     from infimmr_cli.training.metrics import MetricsLog
 
     metrics = MetricsLog(out_dir, cfg, dist.is_main, state["metrics"])
+    from infimmr_cli.training.samples import StepLog, groups_due
+
+    samples = StepLog(out_dir / "rollouts.jsonl", dist.is_main, state["step"])
     total = cfg.steps or sampler.steps_per_epoch
     if cfg.engine != "hf":  # an external engine holds the weights it loaded: give it the policy's (resume, LoRA)
         _push_weights(run_state)
@@ -121,9 +129,15 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
                TextColumn("{task.fields[info]}")]
     with Progress(*columns, console=console, disable=not dist.is_main) as bar:
         task = bar.add_task("train", total=total, completed=state["step"], info="")
+        if validator is not None and state["step"] == 0:  # where the phase starts from
+            metrics.log({"step": 0, **_validate(run_state, validator, 0)})
         for step in range(state["step"], total):
-            row = train_step(run_state, step)
+            keep = cfg.log_rollout_groups if groups_due(step + 1, cfg.log_rollouts_every) else 0
+            row, groups = train_step(run_state, step, keep_groups=keep)
+            if validator is not None and validator.due(step + 1, total):
+                row.update(_validate(run_state, validator, step + 1))
             metrics.log(row)
+            samples.write(groups)
             state = {"step": step + 1, "prompts_seen": (step + 1) * cfg.prompts_per_step, "metrics": metrics.rows}
             bar.update(task, advance=1, info=f"reward {row['reward_mean']:.3f}  len {row['response_len_mean']:.0f}")
             if (step + 1) % cfg.save_every == 0 or step + 1 == total:
@@ -136,8 +150,16 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
     return out_dir
 
 
-def train_step(r: Run, step: int) -> dict[str, Any]:
-    """One GRPO step on this rank's shard of the step's prompts; returns the metrics row (same on every rank)."""
+def _validate(r: Run, validator, step: int) -> dict[str, Any]:
+    return validator.run(r.engine, r.processor, step, r.dist, reward=r.cfg.reward, workers=r.cfg.reward_workers,
+                         timeout=r.cfg.reward_timeout)
+
+
+def train_step(r: Run, step: int, keep_groups: int = 0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One GRPO step on this rank's shard of the step's prompts.
+
+    Returns the metrics row (same on every rank) and the first `keep_groups` of this rank's groups as rollout samples.
+    """
     import torch
 
     from infimmr_cli.training import grpo
@@ -211,7 +233,8 @@ def train_step(r: Run, step: int) -> dict[str, Any]:
     if cfg.engine != "hf":
         _push_weights(r)
 
-    # 8. metrics over all ranks
+    # 8. rollout samples (whole groups, with the advantages they got) and metrics over all ranks
+    groups = _sample_groups(r, step + 1, batch, scores, advantages, keep_groups) if keep_groups else []
     step_time = time.perf_counter() - t0
     lengths = [len(c.token_ids) for c in batch.completions]
     tokens = sum(len(p.input_ids) for p in batch.prompts) + sum(len(t) for t in batch.token_ids)
@@ -224,7 +247,7 @@ def train_step(r: Run, step: int) -> dict[str, Any]:
     mean_over_ranks = {k: sum(d[k] for d in ranks) / len(ranks) for k in local}
     total_tokens = sum(distributed.gather_lists([tokens]))
     reward_mean, reward_std = summarise(all_r)
-    return {
+    row = {
         "step": step + 1,
         "reward_mean": reward_mean, "reward_std": reward_std,
         "format_mean": sum(fmt) / len(fmt), "accuracy_mean": sum(acc) / len(acc),
@@ -235,6 +258,19 @@ def train_step(r: Run, step: int) -> dict[str, Any]:
         "grad_norm": mean_over_ranks["grad_norm"], "lr": lr,
         "step_time": step_time, "rollout_time": t_rollout, "tokens_per_s": total_tokens / max(step_time, 1e-9),
     }
+    return row, groups
+
+
+def _sample_groups(r: Run, step: int, batch, scores, advantages, n_groups: int) -> list[dict[str, Any]]:
+    from infimmr_cli.training.batching import render
+    from infimmr_cli.training.samples import collapse_image_pads, rollout_groups
+
+    items = batch.items[:n_groups]
+    k = len(items) * r.cfg.group_size
+    return rollout_groups(step, r.cfg.phase, [i.record.id for i in items],
+                          [collapse_image_pads(render(r.processor, i.messages)) for i in items],
+                          [[str(p) for p in i.record.image_paths()] for i in items],
+                          batch.texts[:k], scores[:k], advantages[:k].tolist(), r.cfg.group_size, n_groups)
 
 
 def _micro_batches(batch, advantages, keep, size: int, pad_id: int) -> list[dict[str, Any]]:
@@ -318,6 +354,7 @@ def _summary(console: Console, cfg, rows: list[dict[str, Any]], out_dir: Path) -
     table.add_column("metric")
     table.add_column("first", justify="right")
     table.add_column("last", justify="right")
+    rows = [row for row in rows if "reward_mean" in row]  # the step-0 row holds validation only
     if rows:
         for key in ("reward_mean", "format_mean", "accuracy_mean", "response_len_mean", "kl", "clip_frac", "entropy",
                     "step_time"):

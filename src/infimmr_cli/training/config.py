@@ -73,6 +73,12 @@ class TrainConfig:
     reward: str = "default"             # default | path.py:fn
     reward_workers: int | None = None
     reward_timeout: float = 5.0
+    # what the run shows while it trains: rollout samples (OUT/rollouts.jsonl) and validation (OUT/val/)
+    log_rollouts_every: int = 10        # steps between logged rollout samples; 0 = off
+    log_rollout_groups: int = 2         # whole groups logged per sampled step (rank 0's first groups)
+    val_data: str = ""                  # held-out records JSONL (--val-data); "" = no validation
+    val_every: int = 10                 # steps between validations; also before the first and after the last step
+    val_limit: int = 0                  # validate on the first N records only; 0 = all
     # logging
     tensorboard: bool = False
     wandb: bool = False
@@ -184,5 +190,8 @@ def check_config(cfg: TrainConfig, world_size: int = 1) -> None:
                          f"{cfg.group_size})")
     if not 0 < cfg.clip_eps < 1:
         raise UsageError(f"clip_eps: {cfg.clip_eps} must be in (0, 1)")
+    for key in ("log_rollouts_every", "log_rollout_groups", "val_every", "val_limit"):
+        if getattr(cfg, key) < 0:
+            raise UsageError(f"{key}: must be 0 or more (got {getattr(cfg, key)})")
     if cfg.beta < 0 or cfg.temperature <= 0:
         raise UsageError("beta: must be >= 0 and temperature > 0")
