@@ -66,7 +66,8 @@ def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> P
                 if rec.id in seen:  # ids must be unique in a records file: keep the row under a suffixed id
                     seen[rec.id] += 1
                     new_id = f"{rec.id}#{seen[rec.id]}"
-                    ctx.warn(new_id, rec.id, "duplicate id", f"id {rec.id!r} appears again; kept as {new_id!r}")
+                    ctx.warn(new_id, f"{out}:{sum(counts.values()) + 1}", "duplicate id",
+                             f"id {rec.id!r} appears again; kept as {new_id!r}")
                     rec = rec.replace(id=new_id)
                 seen.setdefault(rec.id, 1)
                 counts[rec.answer_type] += 1

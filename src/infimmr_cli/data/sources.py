@@ -300,7 +300,9 @@ def _guarded(rows: Iterator[RawRow], ctx: PrepareContext, source: str, id_keys: 
 
 def _unscorable(raw: RawRow, ctx: PrepareContext, source: str, id_keys: tuple[str, ...], reason: str) -> Record:
     row = raw.row or {}
-    rid = next((str(row[k]) for k in id_keys if row.get(k) not in (None, "")), f"{raw.file.stem}-row-{raw.index}")
+    place = raw.where.rsplit(":", 1)[1].strip()  # `row 5`, `item 5`, or a JSONL line number
+    place = f"line-{place}" if place.isdigit() else place.replace(" ", "-")
+    rid = next((str(row[k]) for k in id_keys if row.get(k) not in (None, "")), f"{raw.file.stem}-{place}")
     q = row.get("question", row.get("problem"))
     question = gold.strip_image_placeholders(q) if isinstance(q, str) else ""
     answer = row.get("answer", row.get("final_answer"))
