@@ -198,3 +198,10 @@ def test_olympiadbench_github_layout_finds_images_by_tag(tmp_path):
     assert r.source == "olympiadbench/OE_MM_maths_en_COMP" and r.question.endswith("to 2 decimal places.")
     assert r.images == ["images/olympiadbench/img_3276.jpg"] and r.meta["tolerance"] == [0.1]
     assert [(w["kind"], r.meta["missing_images"]) for w in warnings] == [("image missing", ["img_9"])]
+
+
+def test_eval_finds_the_github_layouts_under_a_data_dir():
+    from infimmr_cli.evaluation.benches import BENCHES
+
+    assert BENCHES["mathvista"].find_export(REAL) == REAL / "mathvista/data/testmini.json"
+    assert BENCHES["mathvision"].find_export(REAL) == REAL / "mathvision/data/test.jsonl"
