@@ -251,3 +251,17 @@ def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
     assert "testmini.json:1: <file>: not valid JSON" in proc.stderr
     proc = run_cli("prepare", "--from", "mathverze", "--in", src, "--out", tmp_path / "r.jsonl", check=False)
     assert proc.returncode == 2 and "--from: 'mathverze' is not one of deepscaler" in proc.stderr
+
+
+def test_parquet_row_without_image_bytes_is_kept_and_warned(tmp_path):
+    import pyarrow.parquet as pq
+
+    src = exports.make_mathvista_export(tmp_path / "raw")
+    table = pq.read_table(src)
+    images = table.column("decoded_image").to_pylist()
+    images[1] = {"bytes": None, "path": "1.png"}
+    col = pa.array(images, type=table.schema.field("decoded_image").type)
+    pq.write_table(table.set_column(table.schema.get_field_index("decoded_image"), "decoded_image", col), src)
+    summary, recs, _ = prepare(tmp_path, "mathvista", src)
+    assert summary.written == 4 and recs["1"].images == [] and recs["1"].answer == "1.25"
+    assert [(w["id"], w["kind"]) for w in summary.warnings] == [("1", "image missing")]

@@ -345,12 +345,24 @@ def _struct_or_path(ctx: PrepareContext, raw: RawRow, struct_key: str, path_key:
     """The row's one image: an HF struct with bytes (parquet) or a path (GitHub layout)."""
     struct = raw.row.get(struct_key)
     if isinstance(struct, dict) and struct.get("bytes"):
-        return [ctx.save_image(struct, source, rid, f"{raw.where}: {struct_key}")]
+        return _saved(ctx, raw, struct, source, rid, struct_key, meta)
     path = raw.row.get(path_key)
     if isinstance(path, dict):  # MathVerse's parquet `image` column is itself the struct
         path = path.get("path") if not path.get("bytes") else None
     got = _image_file(ctx, raw, path, source, rid, meta) if isinstance(path, str) else None
     return [got] if got else []
+
+
+def _saved(ctx: PrepareContext, raw: RawRow, struct: Any, source: str, rid: str, key: str, meta: dict) -> list[str]:
+    """[path] of an HF image struct written beside the output; a struct without bytes is a warning, not an abort."""
+    name = rid if key in ("image", "decoded_image") else f"{rid}_{key.rsplit('_', 1)[-1]}"
+    try:
+        return [ctx.save_image(struct, source, name, f"{raw.where}: {key}")]
+    except RecordError as exc:
+        ctx.images_missing += 1
+        ctx.warn(rid, raw.where, "image missing", _reason(exc, raw.where))
+        meta.setdefault("missing_images", []).append(key)
+        return []
 
 
 def _free_gold(ctx: PrepareContext, raw_answer: str, where: str, meta: dict, units: bool = True) -> str:
@@ -680,7 +692,7 @@ def read_mathvista(path: Path, ctx: PrepareContext) -> Iterator[Record]:
         row, where = raw.row, raw.where
         pid = str(_field(row, "pid", where, (str, int)))
         question = _field(row, "question", where).strip()
-        published = str(_field(row, "answer", where, (str, int, float))).strip()
+        published = str(_field(row, "answer", where, (str, int, float)))
         qtype, src_atype = _field(row, "question_type", where), row.get("answer_type")
         precision = _num(row.get("precision"))
         raw_choices = row.get("choices")
@@ -699,7 +711,9 @@ def read_mathvista(path: Path, ctx: PrepareContext) -> Iterator[Record]:
             answer, atype, choices = _choice(ctx, published, options, where, meta, gold_is_text=True)
             question = gold.with_choices(question, choices)
         elif qtype == "free_form":
-            answer = gold.repair_escapes(published)
+            answer = gold.repair_escapes(published).strip()
+            if not answer:
+                raise RecordError(f"{where}: answer: empty")
             atype = "math" if src_atype in ("integer", "float") else gold.gold_answer_type(answer)
         else:
             raise RecordError(f"{where}: question_type: {qtype!r} is not multi_choice or free_form")
@@ -776,8 +790,8 @@ def read_olympiadbench(path: Path, ctx: PrepareContext) -> Iterator[Record]:
                 "answer_type": row.get("answer_type"), "question_type": row.get("question_type"),
                 "subfield": row.get("subfield"), "subject": row.get("subject"), "language": row.get("language")}
         if any(f"image_{k}" in row for k in range(1, 6)):
-            images = [ctx.save_image(row[f"image_{k}"], "olympiadbench", f"{rid}_{k}", f"{where}: image_{k}")
-                      for k in range(1, 6) if row.get(f"image_{k}") is not None]
+            images = [p for k in range(1, 6) if row.get(f"image_{k}") is not None
+                      for p in _saved(ctx, raw, row[f"image_{k}"], "olympiadbench", rid, f"image_{k}", meta)]
         else:
             images = _olympiad_tag_images(ctx, raw, f"{context or ''}\n{row['question']}", rid, meta)
         return Record(id=rid, source=f"olympiadbench/{subset.group(0) if subset else 'OE_MM_maths_en_COMP'}",
