@@ -205,3 +205,21 @@ def test_eval_finds_the_github_layouts_under_a_data_dir():
 
     assert BENCHES["mathvista"].find_export(REAL) == REAL / "mathvista/data/testmini.json"
     assert BENCHES["mathvision"].find_export(REAL) == REAL / "mathvision/data/test.jsonl"
+
+
+def test_mathverse_vision_only_text_gold_takes_its_letter_from_another_version(tmp_path):
+    """Full testmini prints the options of a Vision Only row only in its image; its gold `090^\\circ T` is an option's
+    text, so the letter comes from a sibling version's printed options (same problem_index)."""
+    rows = json.loads((REAL / "mathverse/data/testmini_text_only.json").read_text())
+    text_row = next(r for r in rows if r["sample_index"] == "339")
+    vision = {**text_row, "sample_index": "9339", "problem_version": "Vision Only", "question": "",
+              "image": "images_version_6/image_339.png"}
+    src = tmp_path / "raw" / "testmini.json"
+    src.parent.mkdir()
+    src.write_text(json.dumps([text_row, vision]))
+    summary, recs, warnings = _prepare(tmp_path, "mathverse", src.parent)
+    v = recs["9339"]
+    assert (v.answer, v.answer_type, v.choices, v.meta["choices_in_image"]) == ("A", "choice", list("ABCD"), True)
+    assert v.question == VISION_ONLY_QUESTION and v.source == "mathverse/testmini"
+    assert summary.repairs["option text -> letter (another version's options)"] == 1
+    assert [w["kind"] for w in warnings] == ["image missing"]

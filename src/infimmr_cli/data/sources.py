@@ -532,7 +532,8 @@ def read_mathverse(path: Path, ctx: PrepareContext) -> Iterator[Record]:
     for Text Only rows (their sample_index restarts at 1).
     Multi-choice golds: a letter (`(C)` normalised); the option's text (`090^\\circ T`, `False`) -> its letter; several
     letters (`C\\nD`) -> answer `C, D` (string, all required, meta.answer_letters). Options come from the question
-    text (`Choices:\\nA:…`), or, for rows that print them in the image, bare letters (meta.choices_in_image).
+    text (`Choices:\\nA:…`), or, for rows that print them in the image, bare letters (meta.choices_in_image); such a
+    row whose gold is an option's text takes the letter from the options another version of the problem prints.
     A row with an empty question (Vision Only) gets VISION_ONLY_QUESTION. Free-form golds as published, boxes, outer
     `$` and a trailing `{unit}` removed.
     meta: problem_index, problem_version, question_type, question_for_eval, metadata fields, raw_answer, and as needed
@@ -555,7 +556,8 @@ def read_mathverse(path: Path, ctx: PrepareContext) -> Iterator[Record]:
         meta.update({k: v for k, v in (row.get("metadata") or {}).items() if k not in meta})
         choices = None
         if qtype == "multi-choice":
-            answer, atype, choices = _mathverse_choice(ctx, published.strip(), raw_q, where, sid, meta)
+            sibling = sibling_options.get(meta["problem_index"])
+            answer, atype, choices = _mathverse_choice(ctx, published.strip(), raw_q, where, sid, meta, sibling)
         elif qtype == "free-form":
             answer = _free_gold(ctx, published, where, meta)
             atype = gold.gold_answer_type(answer)
@@ -568,12 +570,38 @@ def read_mathverse(path: Path, ctx: PrepareContext) -> Iterator[Record]:
         return Record(id=sid, source=f"mathverse/{split}", question=question, answer=answer, answer_type=atype,
                       choices=choices, images=images, meta=meta, root=ctx.out_dir)
 
-    rows = _bench_rows(path, ctx, cols, "testmini", names)
+    kind, files = _pick(Path(path), "testmini", names)
+    sibling_options = _mathverse_options_by_problem(kind, files)
+    rows = _parquet_as_raw(files, ctx, cols) if kind == "parquet" else _json_rows(files[0], ctx)
     yield from _guarded(rows, ctx, "mathverse/testmini", ("sample_index",), convert)
 
 
-def _mathverse_choice(ctx: PrepareContext, g: str, raw_q: str, where: str, rid: str,
-                      meta: dict) -> tuple[str, str, list[str]]:
+def _mathverse_options_by_problem(kind: str, files: list[Path]) -> dict[str, list[str]]:
+    """problem_index -> the options one of its versions prints in its question. A Vision Only row shows its options
+    only in the image; when its gold is an option's TEXT (`090^\\circ T`), a sibling version's list gives the letter."""
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        rows = []
+        for f in files:
+            if {"problem_index", "question"} <= set(pq.ParquetFile(f).schema_arrow.names):
+                rows += pq.read_table(f, columns=["problem_index", "question"]).to_pylist()
+    else:
+        try:
+            rows = json.loads(files[0].read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return {}  # the reader names the error
+    out: dict[str, list[str]] = {}
+    for row in rows if isinstance(rows, list) else []:
+        if isinstance(row, dict) and isinstance(row.get("question"), str):
+            pid = str(row.get("problem_index"))
+            if pid not in out and (opts := gold.parse_choices(row["question"])):
+                out[pid] = opts
+    return out
+
+
+def _mathverse_choice(ctx: PrepareContext, g: str, raw_q: str, where: str, rid: str, meta: dict,
+                      sibling: list[str] | None = None) -> tuple[str, str, list[str]]:
     parsed = gold.parse_choices(raw_q)
     if parsed:
         unique, mapping = gold.dedupe_options(parsed)
@@ -596,6 +624,16 @@ def _mathverse_choice(ctx: PrepareContext, g: str, raw_q: str, where: str, rid: 
         return answer, atype, parsed
     letter = gold.normalise_letter(g)
     several = gold.several_letters(g)
+    if letter is None and not several and sibling:
+        try:
+            answer, _, _ = gold.resolve_choice(g, sibling)
+        except ValueError:
+            answer = ""
+        if answer and "," not in answer:  # its letter in the sibling's list (merged copies are not renumbered here)
+            letter = gold.option_text_letter(g, sibling) or answer
+            ctx.repaired("option text -> letter (another version's options)")
+            meta["choices_in_image"] = True
+            return letter, "choice", gold.letter_choices(letter, at_least=len(sibling))
     if letter is None and not several:
         raise RecordError(f"{where}: answer: multi-choice gold {g!r} is not a letter and the question lists no options")
     meta["choices_in_image"] = True
