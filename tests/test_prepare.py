@@ -175,7 +175,8 @@ def test_olympiadbench_multiple_answers_tolerances_and_null_images(tmp_path):
         "olympiadbench/OE_MM_maths_en_COMP", "In the diagram, find the area.", "12", "math")
     assert one.images == ["images/olympiadbench/1606_1.png"]
     assert one.meta == {"multiple_answers": False, "tolerance": [0.01], "error": "1e-2", "unit": "cm^2",
-                        "final_answer": ["$12$"], "raw_answer": "$12$", "answer_type": "Numerical", "question_type": "Open-ended",
+                        "final_answer": ["$12$"], "raw_answer": "$12$", "answer_type": "Numerical",
+                        "question_type": "Open-ended",
                         "subfield": "Geometry", "subject": "Math", "language": "English"}
     many = recs["1700"]
     assert (many.question, many.answer) == ("Find all values of $a$ and $b$.", "3, \\frac{1}{2}")

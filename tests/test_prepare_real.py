@@ -28,7 +28,8 @@ SAMPLES = [  # (source, file, rows in the file)
     ("math500", "math500/test.jsonl", 31),
 ]
 # Option texts the reward rule misses today because of a grading rule the grading half of issue 10 fixes (§2: option
-# texts wrapped in `$\text{…}$` / `$…$` are normalised on both sides before comparing). Scored in their own xfail test.
+# texts wrapped in `$\text{…}$` / `$…$` are normalised on both sides before comparing). Scored in their own xfail
+# test.
 GRADING_FIXES = {("mathvision", "1946"), ("mathvision", "2203")}
 
 

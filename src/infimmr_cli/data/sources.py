@@ -524,9 +524,9 @@ def read_virl39k(path: Path, ctx: PrepareContext) -> Iterator[Record]:
 def read_mathverse(path: Path, ctx: PrepareContext) -> Iterator[Record]:
     """MathVerse testmini (3,940 rows = 788 problems x 5 versions) or its Text Only set (788 rows).
 
-    Layouts: AI4Math/MathVerse `testmini.parquet` (image is an HF struct), or ZrrSkywalker/MathVerse `data/testmini.json`
-    / `data/testmini_text_only.json` (a JSON list; image is a path such as `images_version_1-4/image_685.png`, or
-    empty for Text Only). Fields: sample_index, problem_index, problem_version, question, image, answer,
+    Layouts: AI4Math/MathVerse `testmini.parquet` (image is an HF struct), or ZrrSkywalker/MathVerse
+    `data/testmini.json` / `data/testmini_text_only.json` (a JSON list; image is a path such as
+    `images_version_1-4/image_685.png`, or empty for Text Only). Fields: sample_index, problem_index, problem_version, question, image, answer,
     question_type (`multi-choice` | `free-form`), metadata {split, source, subject, subfield}, query_wo, query_cot,
     question_for_eval (parquet only). id = sample_index; source `mathverse/testmini`, or `mathverse/testmini_text_only`
     for Text Only rows (their sample_index restarts at 1).
@@ -539,7 +539,7 @@ def read_mathverse(path: Path, ctx: PrepareContext) -> Iterator[Record]:
     meta: problem_index, problem_version, question_type, question_for_eval, metadata fields, raw_answer, and as needed
     choices_in_image, answer_letters, equivalent_letters, gold_unit, missing_images.
     """
-    cols = ("sample_index", "problem_version", "question", "image", "answer", "question_type")
+    cols = ("sample_index", "problem_version", "question", "answer", "question_type")  # image: optional (Text Only)
     names = ("testmini.json", "data/testmini.json", "testmini_text_only.json", "data/testmini_text_only.json")
 
     def convert(raw: RawRow) -> Record:
@@ -652,7 +652,8 @@ def read_mathvision(path: Path, ctx: PrepareContext) -> Iterator[Record]:
     `data/testmini.jsonl` (image is a path `images/<id>.jpg`, looked up beside `data/` as the repository keeps it).
     Fields: id, question (with `<image1>` placeholders), options (list, empty for free-form), image, answer, solution,
     level, subject. `choice` when options is non-empty (gold a letter A-E; the options are appended to the question as
-    `Choices:\\n(A) …`); options that are pictures (`<image2>` …) -> a choice over bare letters (meta.choices_in_image).
+    `Choices:\\n(A) …`); options that are pictures (`<image2>` …) -> a choice over bare letters
+    (meta.choices_in_image).
     A question that is only an image tag gets VISION_ONLY_QUESTION. Free-form golds: `\\f` eaten by a JSON escape
     (`\\x0crac`) -> `\\frac`; boxes and outer `$` removed; a trailing `{degrees}` unit -> meta.gold_unit. id = id.
     meta: subject, level, split, solution, options, raw_answer, and as needed choices_in_image, gold_unit,
@@ -713,8 +714,8 @@ def read_mathvista(path: Path, ctx: PrepareContext) -> Iterator[Record]:
     language, skills, source, split, task}. A multi_choice gold is the option TEXT: it becomes its letter, and the
     options are appended to the question. Repeated options (`['9', '12', '18', '18']`) are merged, so the gold is one
     letter whichever copy it named. Free-form integer/float golds are `math`; text and list follow math-verify.
-    id = pid. meta: precision (int or None), unit, answer_type, question_type, choices (as published), query, raw_answer,
-    metadata fields.
+    id = pid. meta: precision (int or None), unit, answer_type, question_type, choices (as published), query,
+    raw_answer, metadata fields.
     """
     cols = ("pid", "question", "decoded_image", "choices", "answer", "question_type", "answer_type")
     names = ("testmini.json", "data/testmini.json")
