@@ -528,8 +528,8 @@ def read_mathverse(path: Path, ctx: PrepareContext) -> Iterator[Record]:
     `data/testmini.json` / `data/testmini_text_only.json` (a JSON list; image is a path such as
     `images_version_1-4/image_685.png`, or empty for Text Only). Fields: sample_index, problem_index,
     problem_version, question, image, answer, question_type (`multi-choice` | `free-form`), metadata {split, source,
-    subject, subfield}, query_wo, query_cot, question_for_eval (parquet only). id = sample_index; source `mathverse/testmini`, or `mathverse/testmini_text_only`
-    for Text Only rows (their sample_index restarts at 1).
+    subject, subfield}, query_wo, query_cot, question_for_eval (parquet only). id = sample_index; source
+    `mathverse/testmini`, or `mathverse/testmini_text_only` for Text Only rows (their sample_index restarts at 1).
     Multi-choice golds: a letter (`(C)` normalised); the option's text (`090^\\circ T`, `False`) -> its letter; several
     letters (`C\\nD`) -> answer `C, D` (string, all required, meta.answer_letters). Options come from the question
     text (`Choices:\\nA:…`), or, for rows that print them in the image, bare letters (meta.choices_in_image); such a
