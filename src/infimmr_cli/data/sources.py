@@ -23,7 +23,8 @@ Meta keys the official graders read (`record.meta`; every bench record also has 
   choices_in_image (options drawn in the image; choices are bare letters), equivalent_letters (duplicated options
   left in a question's own text: any of these letters is right; the answer is the first).
 
-Images: parquet exports carry HF image structs `{bytes, path}`; they are written to `<out_dir>/images/<source>/<id>.<ext>`.
+Images: parquet exports carry HF image structs `{bytes, path}`; they are written to
+`<out_dir>/images/<source>/<id>.<ext>`.
 Image files (ViRL39K, the GitHub layouts' `images/...` paths) are referenced in place when the output folder contains
 them, else hard-linked (or, across file systems, symlinked) to `<out_dir>/images/<source>/`, so records never point
 outside their folder. For the benchmarks, an image file that is absent, or a path leaving the data folder, is a warning
