@@ -84,3 +84,32 @@ def test_strip_image_placeholders(raw, want):
                                        ("blue", "string"), ("Yes", "string"), ("red car", "string"), ("", "string")])
 def test_gold_answer_type(raw, want):
     assert gold.gold_answer_type(raw) == want
+
+
+# ---------------------------------------------------------------- repairs (issue 10 §1)
+
+
+def test_repair_escapes_restores_commands_eaten_by_json_escapes():
+    assert gold.repair_escapes("\x0crac{36}{13}") == "\\frac{36}{13}"
+    assert gold.repair_escapes("2\times 3") == "2\\times 3" and gold.repair_escapes("\x08eta") == "\\beta"
+    assert gold.repair_escapes("C\nD") == "C\nD" and gold.repair_escapes("a\tb") == "a\tb"  # real whitespace stays
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("69{degrees}", ("69", "degrees")), ("8\\sqrt{3}{squareinches}", ("8\\sqrt{3}", "squareinches")),
+    ("\\frac{3}{4}\\pi{inches}", ("\\frac{3}{4}\\pi", "inches")), ("5\\text{cm}", ("5\\text{cm}", None)),
+    ("x^{abc}", ("x^{abc}", None)), ("{abc}", ("{abc}", None)), ("\\frac{1}{2}", ("\\frac{1}{2}", None))])
+def test_split_unit_braces(raw, expected):
+    assert gold.split_unit_braces(raw) == expected
+
+
+def test_resolve_choice_readings():
+    assert gold.resolve_choice("18", ["9", "12", "18", "18"], gold_is_text=True) == ("C", ["9", "12", "18"],
+                                                                                     ["duplicate options"])
+    assert gold.resolve_choice("E", ["a", "b", "c", "c", "d"]) == ("D", ["a", "b", "c", "d"], ["duplicate options"])
+    assert gold.resolve_choice("C\nD", list("wxyz")) == ("C, D", list("wxyz"), ["several letters"])
+    assert gold.resolve_choice("False", ["True", "False"]) == ("B", ["True", "False"], ["option text -> letter"])
+    assert gold.resolve_choice("(B)", ["1", "2"])[0] == "B"
+    with pytest.raises(ValueError, match="neither a letter among the 2 options nor one option's text"):
+        gold.resolve_choice("F", ["1", "2"])
+    assert gold.resolve_choice("7", ["7", "7 "]) == ("A", ["7"], ["duplicate options", "option text -> letter"])

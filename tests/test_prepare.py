@@ -51,7 +51,7 @@ def test_math500_uses_unique_id(tmp_path):
     r = recs["test/precalculus/807.json"]
     assert (r.source, r.question, r.answer, r.answer_type, r.choices, r.images) == (
         "math500", "Convert $(0,3)$ to polar coordinates.", "\\left( 3, \\frac{\\pi}{2} \\right)", "math", None, [])
-    assert r.meta == {"subject": "Precalculus", "level": 2, "solution": "..."}
+    assert r.meta == {"subject": "Precalculus", "level": 2, "solution": "...", "raw_answer": r.answer}
     assert recs["test/prealgebra/1.json"].answer == "5"
 
 
@@ -105,7 +105,7 @@ def test_mathverse_letters_vision_only_and_images(tmp_path):
     assert r.question.startswith("As shown in the figure") and r.question.endswith("C:130°\nD:100°")
     assert r.images == ["images/mathverse/1.png"] and pixel(r) == (1, 2, 3)
     assert r.meta == {"problem_index": "1", "problem_version": "Text Dominant", "question_type": "multi-choice",
-                      "question_for_eval": r.question, **base_meta}
+                      "question_for_eval": r.question, "raw_answer": "A", **base_meta}
 
     assert (recs["2"].answer, recs["2"].answer_type) == ("C", "choice")  # written "(C)" in the export
 
@@ -126,10 +126,12 @@ def test_mathvision_choice_from_options(tmp_path):
                                                               ["1", "2", "3", "4", "5"])
     assert c.question == ("Which number is hidden behind the square?\nChoices:\n(A) 1\n(B) 2\n(C) 3\n(D) 4\n(E) 5")
     assert c.images == ["images/mathvision/1.jpg"] and pixel(c)[0] in range(18, 23)  # JPEG is lossy
-    assert c.meta == {"subject": "arithmetic", "level": 2, "split": "testmini", "solution": None}
+    assert c.meta == {"subject": "arithmetic", "level": 2, "split": "testmini", "solution": None,
+                      "options": ["1", "2", "3", "4", "5"], "raw_answer": "C"}
     f = recs["7"]
     assert (f.question, f.answer, f.answer_type, f.choices) == ("How many dots are there?", "12", "math", None)
-    assert f.meta == {"subject": "counting", "level": 1, "split": "testmini", "solution": "Count them."}
+    assert f.meta == {"subject": "counting", "level": 1, "split": "testmini", "solution": "Count them.",
+                      "options": [], "raw_answer": "12"}
 
 
 def test_mathvista_text_gold_becomes_letter_and_precision_int(tmp_path):
@@ -145,6 +147,7 @@ def test_mathvista_text_gold_becomes_letter_and_precision_int(tmp_path):
     assert (fl.answer, fl.answer_type, fl.meta["precision"], fl.meta["answer_type"]) == ("1.25", "math", 2, "float")
     assert type(fl.meta["precision"]) is int and '"precision": 2,' in json.dumps(raw[1]["meta"])
     assert fl.meta == {"precision": 2, "unit": None, "answer_type": "float", "question_type": "free_form",
+                       "choices": None, "raw_answer": "1.25", "query": "Hint: ...",
                        "category": "math-targeted-vqa", "context": "scientific figure", "grade": "college",
                        "img_height": 24, "img_width": 32, "language": "english", "skills": ["scientific reasoning"],
                        "source": "SciBench", "split": "testmini", "task": "textbook question answering"}
@@ -153,12 +156,15 @@ def test_mathvista_text_gold_becomes_letter_and_precision_int(tmp_path):
     assert [r.images for r in recs.values()] == [[f"images/mathvista/{p}.png"] for p in ("3", "1", "2", "9")]
 
 
-def test_mathvista_gold_matching_no_option_fails_with_place(tmp_path):
-    src = exports.make_mathvista_export(tmp_path / "raw", bad_choice=True)
-    out = tmp_path / "out" / "records.jsonl"
-    with pytest.raises(RecordError, match=r"testmini-00000-of-00001\.parquet:row 0: answer: '170°' matches none"):
-        run("mathvista", src, out, quiet=True)
-    assert not out.exists()  # atomic: nothing half-written
+def test_mathvista_gold_matching_no_option_is_kept_unscorable_and_warned(tmp_path):
+    summary, recs, _ = prepare(tmp_path, "mathvista", exports.make_mathvista_export(tmp_path / "raw", bad_choice=True))
+    assert summary.written == 4 and summary.repairs["kept unscorable"] == 1  # one odd row never aborts (issue 10)
+    r = recs["3"]
+    assert (r.answer, r.answer_type, r.meta["raw_answer"]) == ("", "string", "170°")
+    assert r.meta["unscorable"].startswith("answer: gold '170°' is neither a letter")
+    warnings = [json.loads(x) for x in (tmp_path / "out/records.jsonl.warnings.jsonl").read_text().splitlines()]
+    assert [(w["id"], w["kind"]) for w in warnings] == [("3", "unscorable")]
+    assert warnings[0]["where"].endswith("testmini-00000-of-00001.parquet:row 0")
 
 
 def test_olympiadbench_multiple_answers_tolerances_and_null_images(tmp_path):
@@ -169,7 +175,8 @@ def test_olympiadbench_multiple_answers_tolerances_and_null_images(tmp_path):
         "olympiadbench/OE_MM_maths_en_COMP", "In the diagram, find the area.", "12", "math")
     assert one.images == ["images/olympiadbench/1606_1.png"]
     assert one.meta == {"multiple_answers": False, "tolerance": [0.01], "error": "1e-2", "unit": "cm^2",
-                        "final_answer": ["$12$"], "answer_type": "Numerical", "question_type": "Open-ended",
+                        "final_answer": ["$12$"], "raw_answer": "$12$", "answer_type": "Numerical",
+                        "question_type": "Open-ended",
                         "subfield": "Geometry", "subject": "Math", "language": "English"}
     many = recs["1700"]
     assert (many.question, many.answer) == ("Find all values of $a$ and $b$.", "3, \\frac{1}{2}")
@@ -181,7 +188,7 @@ def test_olympiadbench_multiple_answers_tolerances_and_null_images(tmp_path):
     assert (expr.answer, expr.meta["tolerance"], expr.meta["error"]) == ("2 \\sqrt{3}", None, None)
 
 
-def test_olympiadbench_bad_tolerance_names_row_and_field(tmp_path):
+def test_olympiadbench_bad_tolerance_is_a_warning_naming_row_and_field(tmp_path):
     import pyarrow.parquet as pq
 
     src = exports.make_olympiadbench_export(tmp_path / "raw")
@@ -189,8 +196,11 @@ def test_olympiadbench_bad_tolerance_names_row_and_field(tmp_path):
     errors = table.column("error").to_pylist()
     errors[2] = "about 0.1"
     pq.write_table(table.set_column(table.schema.get_field_index("error"), "error", pa.array(errors)), src)
-    with pytest.raises(RecordError, match=r":row 2: error: 'about 0.1' is not a number"):
-        run("olympiadbench", src, tmp_path / "o.jsonl", quiet=True)
+    summary = run("olympiadbench", src, tmp_path / "o.jsonl", quiet=True)
+    assert summary.written == 3
+    [w] = summary.warnings
+    assert (w["id"], w["kind"]) == ("1801", "tolerance unreadable") and w["where"].endswith(":row 2")
+    assert w["reason"].startswith("error: 'about 0.1' is not a number")
 
 
 def test_missing_column_is_named(tmp_path):
@@ -232,9 +242,27 @@ def test_cli_prepares_the_bundled_sample_and_reports(tmp_path):
 
 def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
     src = exports.make_mathvista_export(tmp_path / "raw", bad_choice=True)
-    proc = run_cli("prepare", "--from", "mathvista", "--in", src.parent.parent, "--out", tmp_path / "r.jsonl",
-                   check=False)
+    proc = run_cli("prepare", "--from", "mathvista", "--in", src.parent.parent, "--out", tmp_path / "r.jsonl")
+    assert "kept unscorable (scores 0)" in proc.stdout and "warnings" in proc.stdout  # counted on screen
+    bad = tmp_path / "bad" / "testmini.json"
+    bad.parent.mkdir()
+    bad.write_text("{not json")
+    proc = run_cli("prepare", "--from", "mathvista", "--in", bad, "--out", tmp_path / "r.jsonl", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert ":row 0: answer:" in proc.stderr
+    assert "testmini.json:1: <file>: not valid JSON" in proc.stderr
     proc = run_cli("prepare", "--from", "mathverze", "--in", src, "--out", tmp_path / "r.jsonl", check=False)
     assert proc.returncode == 2 and "--from: 'mathverze' is not one of deepscaler" in proc.stderr
+
+
+def test_parquet_row_without_image_bytes_is_kept_and_warned(tmp_path):
+    import pyarrow.parquet as pq
+
+    src = exports.make_mathvista_export(tmp_path / "raw")
+    table = pq.read_table(src)
+    images = table.column("decoded_image").to_pylist()
+    images[1] = {"bytes": None, "path": "1.png"}
+    col = pa.array(images, type=table.schema.field("decoded_image").type)
+    pq.write_table(table.set_column(table.schema.get_field_index("decoded_image"), "decoded_image", col), src)
+    summary, recs, _ = prepare(tmp_path, "mathvista", src)
+    assert summary.written == 4 and recs["1"].images == [] and recs["1"].answer == "1.25"
+    assert [(w["id"], w["kind"]) for w in summary.warnings] == [("1", "image missing")]

@@ -1,7 +1,12 @@
-"""`infimmr prepare`: one raw public export -> a validated records JSONL (plus its images beside it)."""
+"""`infimmr prepare`: one raw public export -> a validated records JSONL (plus its images beside it).
+
+Beside `<out>` it writes `<out>.warnings.jsonl` (always; empty when nothing was odd): one JSON object per row kept with
+a defect or repaired in a way worth a look: {"id", "where" (file:row N / file:line N), "kind", "reason"}.
+"""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +29,10 @@ class PrepareSummary:
     images_linked: int
     rows_seen: int
     provenance: Path = field(default=None)
+    repairs: Counter = field(default_factory=Counter)
+    warnings: list = field(default_factory=list)
+    warnings_path: Path = field(default=None)
+    images_missing: int = 0
 
 
 def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> PrepareSummary:
@@ -31,6 +40,7 @@ def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> P
     from infimmr_cli.data.sources import SOURCES, PrepareContext
     from infimmr_cli.provenance import write_provenance
     from infimmr_cli.data.records import write_records
+    from infimmr_cli.files import atomic_write_text
 
     if source not in SOURCES:
         raise UsageError(f"--from: {source!r} is not one of {', '.join(SOURCES)}")
@@ -51,19 +61,31 @@ def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> P
         ctx.on_row = lambda: progress.advance(task)
 
         def counted():
+            seen: dict[str, int] = {}
             for rec in SOURCES[source](inp, ctx):
+                if rec.id in seen:  # ids must be unique in a records file: keep the row under a suffixed id
+                    seen[rec.id] += 1
+                    new_id = f"{rec.id}#{seen[rec.id]}"
+                    ctx.warn(new_id, f"{out}:{sum(counts.values()) + 1}", "duplicate id",
+                             f"id {rec.id!r} appears again; kept as {new_id!r}")
+                    rec = rec.replace(id=new_id)
+                seen.setdefault(rec.id, 1)
                 counts[rec.answer_type] += 1
                 yield rec
 
         written = write_records(out, counted())
 
+    warnings_path = out.with_name(out.name + ".warnings.jsonl")
+    atomic_write_text(warnings_path, "".join(json.dumps(w, ensure_ascii=False) + "\n" for w in ctx.warnings))
     provenance = write_provenance(out, "prepare", {"source": source}, {"input": inp}, results={
         "records": written, "skipped": dict(ctx.skipped), "images_written": ctx.images_written,
-        "images_linked": ctx.images_linked})
+        "images_linked": ctx.images_linked, "images_missing": ctx.images_missing, "repairs": dict(ctx.repairs),
+        "warnings": len(ctx.warnings)})
 
     summary = PrepareSummary(source=source, out=out, written=written, by_answer_type=counts, skipped=ctx.skipped,
                              images_written=ctx.images_written, images_linked=ctx.images_linked,
-                             rows_seen=ctx.rows_seen, provenance=provenance)
+                             rows_seen=ctx.rows_seen, provenance=provenance, repairs=ctx.repairs,
+                             warnings=ctx.warnings, warnings_path=warnings_path, images_missing=ctx.images_missing)
     _print_summary(Console(quiet=quiet), summary)
     return summary
 
@@ -82,6 +104,12 @@ def _print_summary(console: Console, s: PrepareSummary) -> None:
             table.add_row(f"skipped: {reason}", f"[yellow]{n}[/]")
     else:
         table.add_row("skipped", "0")
+    for kind, n in sorted(s.repairs.items()):
+        table.add_row(f"repaired: {kind}" if kind != "kept unscorable" else "kept unscorable (scores 0)",
+                      f"[yellow]{n}[/]")
+    if s.images_missing:
+        table.add_row("images missing (kept without)", f"[yellow]{s.images_missing}[/]")
+    table.add_row("warnings", f"[yellow]{len(s.warnings)}[/] -> {s.warnings_path}" if s.warnings else "0")
     table.add_row("images written", str(s.images_written))
     if s.images_linked:
         table.add_row("images linked or used in place", str(s.images_linked))

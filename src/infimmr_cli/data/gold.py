@@ -1,6 +1,9 @@
 """Pure text helpers that turn a dataset's raw question and gold into record fields (no I/O, no model).
 
-Every function here raises ValueError with a short reason; the readers in benchmarks.py add the `file:row: field:` place.
+Every function here raises ValueError with a short reason; the readers in sources.py add the `file:row: field:` place.
+The repairs (issue 10 §1) live here too, each for a defect with one right reading: a JSON `\\f` escape that ate the
+`\\f` of `\\frac`, units written in braces after a gold, duplicated options, several gold letters, a gold written as
+the option's text.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ import string
 
 LETTERS = string.ascii_uppercase
 
-# `<image>`, `<image1>`, `<image_2>`: the placeholders ViRL39K, MathVision and OlympiadBench put in question text.
-_PLACEHOLDER = re.compile(r"[ \t]*<image(?:_?\d+)?>[ \t]*", re.IGNORECASE)
+# `<image>`, `<image1>`, `<image_2>`, `<img_3362>`: the placeholders ViRL39K, MathVision and OlympiadBench (HF export
+# and the GitHub JSON files) put in question text.
+_PLACEHOLDER = re.compile(r"[ \t]*<(?:image(?:_?\d+)?|img_\d+)>[ \t]*", re.IGNORECASE)
+_ONLY_PLACEHOLDER = re.compile(r"\s*<(?:image(?:_?\d+)?|img_\d+)>\s*", re.IGNORECASE)
 
 
 def strip_image_placeholders(text: str) -> str:
@@ -175,3 +180,124 @@ def gold_answer_type(gold: str) -> str:
 
     parsed = parse(g if "$" in g else f"${g}$", parsing_timeout=5)
     return "math" if parsed else "string"
+
+
+# ---------------------------------------------------------------- repairs (issue 10 §1)
+
+# A JSON string written with `"\frac"` instead of `"\\frac"` decodes `\f` to a form feed (U+000C): `\x0crac{36}{13}`.
+# Form feed, backspace, bell and vertical tab never belong in a gold, so each is always the start of a LaTeX command.
+# Tab, carriage return and newline can be real whitespace: they are repaired only before the rest of a command name.
+_ALWAYS = {"\x0c": "\\f", "\x08": "\\b", "\x07": "\\a", "\x0b": "\\v"}
+_TAILS = {"\t": ("imes", "heta", "ext", "frac", "an", "riangle", "au", "ilde", "o "),
+          "\r": ("ight", "ho", "m ", "m{")}
+
+
+def repair_escapes(text: str) -> str:
+    """Undo JSON escapes that ate a backslash command: `\\x0crac{1}{2}` -> `\\frac{1}{2}`, `\\x09imes` -> `\\times`."""
+    out = []
+    for i, ch in enumerate(text):
+        if ch in _ALWAYS:
+            out.append(_ALWAYS[ch])
+        elif ch in _TAILS and text.startswith(_TAILS[ch], i + 1):
+            out.append("\\" + {"\t": "t", "\r": "r"}[ch])
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+# `69{degrees}`, `8\sqrt{3}{squareinches}`, `\frac{3}{4}\pi{inches}`: MATH-V writes some units as a trailing brace
+# group. A brace group right after a command that takes a text argument (`\text{cm}`) is that argument, not a unit.
+_UNIT_BRACES = re.compile(r"\{\s*([A-Za-z][A-Za-z ]{2,})\s*\}\s*$")
+_TEXT_COMMANDS = ("text", "mathrm", "textrm", "textbf", "mathbf", "mbox", "operatorname", "mathit", "textit", "hbox")
+
+
+def split_unit_braces(gold: str) -> tuple[str, str | None]:
+    """(`69`, `degrees`) for `69{degrees}`; the gold unchanged and None when it has no trailing unit group."""
+    m = _UNIT_BRACES.search(gold)
+    if not m or m.start() == 0:
+        return gold, None
+    before = gold[: m.start()]
+    cmd = re.search(r"\\([A-Za-z]+)\s*$", before)
+    if cmd and cmd.group(1) in _TEXT_COMMANDS or before.rstrip().endswith(("^", "_")):
+        return gold, None
+    return before.rstrip(), m.group(1).strip()
+
+
+_SEVERAL = re.compile(r"^\(?([A-Z])\)?(?:\s*(?:,|;|and|&|\s)\s*\(?([A-Z])\)?)+$")
+
+
+def several_letters(text: str) -> list[str] | None:
+    """[`C`, `D`] for `C\\nD`, `C, D`, `(A) and (C)`: two or more distinct option letters; None otherwise."""
+    t = text.strip()
+    if not _SEVERAL.match(t):
+        return None
+    letters = re.findall(r"[A-Z]", t.replace("and", ""))
+    if len(set(letters)) < 2 or len(set(letters)) != len(letters):
+        return None
+    return sorted(letters)
+
+
+def is_image_tag(text: str) -> bool:
+    """An option or question that is nothing but image placeholders: `<image2>`."""
+    return bool(text) and bool(re.fullmatch(rf"(?:{_ONLY_PLACEHOLDER.pattern})+", text, re.IGNORECASE))
+
+
+def option_text_letter(gold_text: str, choices: list[str]) -> str | None:
+    """The letter of the one option whose text is the gold: exact, then trimmed, then case- and space-folded."""
+    for norm in (lambda s: s, str.strip, lambda s: " ".join(s.split()).casefold()):
+        hits = [i for i, c in enumerate(choices) if norm(c) == norm(gold_text)]
+        if len(hits) == 1:
+            return LETTERS[hits[0]]
+        if len(hits) > 1:
+            return None
+    return None
+
+
+def dedupe_options(options: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Options with repeats removed (first kept) and old letter -> new letter: `[9, 12, 18, 18]` -> `[9, 12, 18]`,
+    {A: A, B: B, C: C, D: C}. Either duplicated letter is the same option, so both map to the one that is kept."""
+    unique: list[str] = []
+    mapping: dict[str, str] = {}
+    for i, opt in enumerate(options):
+        key = " ".join(opt.split())
+        found = next((j for j, u in enumerate(unique) if " ".join(u.split()) == key), None)
+        if found is None:
+            unique.append(opt)
+            found = len(unique) - 1
+        mapping[LETTERS[i]] = LETTERS[found]
+    return unique, mapping
+
+
+def resolve_choice(gold: str, options: list[str], gold_is_text: bool = False) -> tuple[str, list[str], list[str]]:
+    """(answer, options, repairs) for a multiple-choice gold against its options (issue 10 §1).
+
+    answer is one letter, or for several required letters (`C\\nD`) the sorted letters joined `C, D`. Duplicated options
+    are merged (the gold of either copy becomes the kept one). A gold that is an option's text becomes its letter.
+    `gold_is_text`: the source writes golds as option text (MathVista), so text is tried before a letter reading.
+    repairs names what was done: `duplicate options`, `several letters`, `option text -> letter`.
+    Raises ValueError when no reading fits.
+    """
+    repairs: list[str] = []
+    unique, mapping = dedupe_options(options)
+    if len(unique) != len(options):
+        repairs.append("duplicate options")
+    g = gold.strip()
+    letter = normalise_letter(g)
+    text_letter = option_text_letter(g, options)
+    if text_letter is None and len(unique) != len(options):
+        text_letter = option_text_letter(g, unique)
+        text_letter = next((old for old, new in mapping.items() if new == text_letter), None) if text_letter else None
+    in_range = letter is not None and letter in LETTERS[: len(options)]
+    if gold_is_text and text_letter is not None:
+        return mapping[text_letter], unique, repairs
+    if in_range:
+        return mapping[letter], unique, repairs
+    several = several_letters(g)
+    if several and all(x in LETTERS[: len(options)] for x in several):
+        merged = sorted({mapping[x] for x in several})
+        if len(merged) > 1:
+            return ", ".join(merged), unique, repairs + ["several letters"]
+        return merged[0], unique, repairs + ["duplicate options"]
+    if text_letter is not None:
+        return mapping[text_letter], unique, repairs + ([] if gold_is_text else ["option text -> letter"])
+    raise ValueError(f"gold {gold!r} is neither a letter among the {len(options)} options nor one option's text")

@@ -2,7 +2,8 @@
 which record fields split it into subsets.
 
 Layout under `--data-dir` (or `INFIMMR_DATA`): one folder per bench, holding the files as the Hugging Face dataset
-repository names them, so `huggingface-cli download REPO --repo-type dataset --local-dir DATA/<bench>` fills it.
+repository names them, so `huggingface-cli download REPO --repo-type dataset --local-dir DATA/<bench>` fills it; the
+files the benchmarks' GitHub repositories publish (e.g. `mathvista/data/testmini.json`) are found when no parquet is.
 """
 
 from __future__ import annotations
@@ -59,22 +60,26 @@ BENCHES: dict[str, Bench] = {b.name: b for b in [
           ("math500/test.jsonl", "math500/**/test.jsonl"), 500,
           subsets=(("level", _meta("level")), ("subject", _meta("subject")))),
     Bench("mathverse", "MathVerse", "mathverse", "AI4Math/MathVerse", "testmini.parquet",
-          ("mathverse/testmini.parquet", "mathverse/**/testmini.parquet", "mathverse/**/testmini-*.parquet"), 3940,
+          ("mathverse/testmini.parquet", "mathverse/**/testmini.parquet", "mathverse/**/testmini-*.parquet",
+           "mathverse/data/testmini.json", "mathverse/testmini.json"), 3940,
           subsets=(("problem_version", _meta("problem_version")), ("question_type", _meta("question_type"))),
           order={"problem_version": MATHVERSE_VERSIONS}),
     Bench("mathvision", "MathVision", "mathvision", "MathLLMs/MathVision", "data/test-*.parquet",
-          ("mathvision/data/test-*.parquet", "mathvision/**/test-*.parquet"), 3040,
+          ("mathvision/data/test-*.parquet", "mathvision/**/test-*.parquet", "mathvision/data/test.jsonl",
+           "mathvision/test.jsonl"), 3040,
           subsets=(("subject", _meta("subject")), ("level", _meta("level")))),
     Bench("mathvision-testmini", "MathVision-mini", "mathvision", "MathLLMs/MathVision", "data/testmini-*.parquet",
-          ("mathvision/data/testmini-*.parquet", "mathvision/**/testmini-*.parquet"), 304,
+          ("mathvision/data/testmini-*.parquet", "mathvision/**/testmini-*.parquet", "mathvision/data/testmini.jsonl",
+           "mathvision/testmini.jsonl"), 304,
           subsets=(("subject", _meta("subject")), ("level", _meta("level")))),
     Bench("olympiadbench", "OlympiadBench", "olympiadbench", "Hothan/OlympiadBench",
           "OE_MM_maths_en_COMP/*.parquet",
           ("olympiadbench/OE_MM_maths_en_COMP/*.parquet", "olympiadbench/**/OE_MM_maths_en_COMP/*.parquet",
-           "olympiadbench/**/OE_MM_maths_en_COMP*.parquet"), 150,
+           "olympiadbench/**/OE_MM_maths_en_COMP*.parquet", "olympiadbench/**/OE_MM_maths_en_COMP.json"), 150,
           subsets=(("subfield", _meta("subfield")), ("answers", _answers))),
     Bench("mathvista", "MathVista", "mathvista", "AI4Math/MathVista", "data/testmini-*.parquet",
-          ("mathvista/data/testmini-*.parquet", "mathvista/**/testmini-*.parquet"), 1000,
+          ("mathvista/data/testmini-*.parquet", "mathvista/**/testmini-*.parquet", "mathvista/data/testmini.json",
+           "mathvista/testmini.json"), 1000,
           subsets=(("category", _meta("category")), ("task", _meta("task")),
                    ("question_type", _meta("question_type")))),
 ]}
