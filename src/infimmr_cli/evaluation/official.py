@@ -573,3 +573,9 @@ def official_verdict(completion: str, record: Record) -> bool | None:
         return rule(completion, record)
     except RecursionError:
         return False
+
+
+def official_score(completion: str, record: Record) -> dict[str, Any]:
+    """`official_verdict` in the shape a scoring worker returns ({"official": True/False/None}), so the same killable
+    pool (rewards.scoring.score_batch) runs it; an item that times out comes back without the key."""
+    return {"official": official_verdict(completion, record)}
