@@ -203,8 +203,11 @@ def test_choice_invalid(answer):
     assert acc(answer, rec("B", "choice", OPTS)) == 0.0
 
 
-def test_choice_text_of_a_duplicated_option_is_no_option():
-    assert acc("1", rec("A", "choice", ["1", "1", "2"])) == 0.0
+def test_choice_duplicated_options_are_one_answer():
+    # Real MathVista row: options ['9', '12', '18', '18'], gold 18 (issue 10): either letter, or the text, is right.
+    opts = ["9", "12", "18", "18"]
+    assert [acc(a, rec("C", "choice", opts)) for a in ("C", "D", "18", "B", "12")] == [1.0, 1.0, 1.0, 0.2, 0.2]
+    assert acc("1", rec("C", "choice", ["1", "1", "2"])) == 0.2  # a valid option, not the gold one
 
 
 def test_choice_text_matches_after_normalisation():

@@ -1,9 +1,11 @@
-"""`infimmr eval`: generate on the paper's benchmarks, score with the training reward, count k/N overall and per subset.
+"""`infimmr eval`: generate on the paper's benchmarks, score with the training reward AND the benchmark's official
+rule (evaluation/official.py), count k/N overall and per subset under each.
 
 Per bench, under OUT/<bench>/:
 - records.jsonl     the bench as records (prepared here from the export, unless --records gave them)
 - predictions.jsonl one line per item, appended and flushed as produced (`.partial` until every item is in), so a
-                    killed eval resumes where it stopped
+                    killed eval resumes where it stopped; `correct` is the reward rule's verdict, `official` the
+                    official rule's (null: needs the benchmark's LLM judge)
 - run.json          what made the predictions (model, sampling, system prompt, reward); a resume with other settings
                     is refused rather than mixing two runs in one file
 OUT/results.json holds every bench evaluated into OUT (merged across runs).

@@ -18,9 +18,10 @@ which each benchmark's own extraction rules then read. Sources (read, not copied
   numbers within 1.01*tolerance (also gold/100 and gold*100), intervals, expressions (sympy), equations up to a factor.
   The tolerance list comes from `error` as its inference/judge.py builds it.
 - MATH-500: math-verify (`huggingface/Math-Verify`) `verify(parse(gold), parse(answer))` with default settings.
-- MathVerse `ZrrSkywalker/MathVerse` evaluation/score_answer_s2.py: the rule-based `--quick_match` is exact string
-  equality of the extracted answer with the gold; multi-choice items are scored that way (against the gold letter, or
-  the gold as published when meta.official_answer holds it); free-form items need its GPT judge: None.
+- MathVerse `ZrrSkywalker/MathVerse` evaluation/score_answer_s2.py scores every item with a GPT judge (its rule-based
+  `--quick_match` is exact string equality). Multi-choice items are scored by rule: right when the answer equals the
+  gold (quick match) or names the gold option by letter or text, as the judge prompt's own examples decide (`B:2√3`
+  for gold C is 0; the option text of the gold is 1); free-form items need the judge: None.
 
 Where a record lacks a field the official rule needs, it is read from `record.meta` under the key named here:
 `official_answer` (the gold string exactly as published, before prepare's repairs), MathVista `question_type`,
@@ -546,13 +547,19 @@ def math500_verdict(completion: str, record: Record) -> bool:
 
 # ----------------------------------------------------------------------------------------------------------- MathVerse
 def mathverse_verdict(completion: str, record: Record) -> bool | None:
-    """Multi-choice: score_answer_s2.py's quick match (extracted answer == gold letter); free-form: needs the judge."""
+    """Multi-choice: right when the extracted answer names the gold option, by its letter (`C`, `(C)`, `C.`, `C: text`)
+    or its text, as the examples in its judge prompt (prompts.py `demo_prompt_score`) accept; free-form: needs the judge.
+    """
+    from infimmr_cli.rewards.rules import choice_accuracy
+
     qtype = (record.meta or {}).get("question_type")
     if qtype == "free-form" or (qtype is None and record.answer_type != "choice"):
         return NEEDS_JUDGE
     text, formatted = answer_text(completion)
     extraction = extract_answer(text) if formatted else (_last_box(text) or "").strip()
-    return extraction in {record.answer.strip(), official_gold(record).strip()}
+    if extraction.strip() == official_gold(record).strip():  # score_answer_s2.py --quick_match
+        return True
+    return record.answer_type == "choice" and choice_accuracy(extraction, record) >= 1.0
 
 
 OFFICIAL: dict[str, Callable[[str, Record], bool | None]] = {

@@ -45,10 +45,12 @@ Accuracy by `record.answer_type`:
     the same multiset of kinds.
 - choice: the letter given, among `record.choices` (A, B, ... in order). Accepted spellings, upper-case only:
   `B`, `(B)`, `B.`, `B:`, `B)`, and any of these followed by whitespace and text (`B. 45°`, `(B) 45°`, `B: text`);
-  the letter decides, any text after it is ignored. A letter outside the record's choices scores 0. The option TEXT
+  the letter decides, any text after it is ignored. A letter outside the record's choices is read as option text
+  (MathVision has options `G`, `$S$`), else scores 0. The option TEXT
   alone (MathVerse/MathVista answers often give it) counts as that option when it equals exactly one option's text
   after string normalisation (see string), math delimiters and `\\text{...}` wrappers dropped on both sides
-  (`$\\text{Yes}$` is `Yes`); the text of an ambiguous (duplicated) option counts as no option.
+  (`$\\text{Yes}$` is `Yes`). Options with the same text are one answer: either letter, or the text, is right when
+  that text is the gold option's (real rows repeat options, e.g. MathVista `['9', '12', '18', '18']`).
   0.2 for a valid option, 0.8 more for the gold one.
 - string: lower-cased, trimmed, inner whitespace collapsed, exact match: 1.0 or 0.0.
 
@@ -183,8 +185,8 @@ def nesting_depth(text: str) -> int:
     return deepest
 
 
-# `Slope $=\\frac{1}{5}$`, `Center $=(20,10)$`: a label (words only) then `$=`; or an answer that starts with `=`.
-_LABEL_EQUALS = re.compile(r"\A\s*(?:[A-Za-z][A-Za-z ]*?\s*\$\s*=(?P<a>.*?)\$?|=(?P<b>.*?))\s*\Z", re.DOTALL)
+# `Slope $=\\frac{1}{5}$`, `Center $=(20,10)$`, `$=(4,0)$`: a label (words only, or none) then `$=`; or a leading `=`.
+_LABEL_EQUALS = re.compile(r"\A\s*(?:(?:[A-Za-z][A-Za-z ]*?)?\s*\$\s*=(?P<a>.*?)\$?|=(?P<b>.*?))\s*\Z", re.DOTALL)
 _CURRENCY = re.compile(r"\\\$\s*")
 
 
@@ -412,17 +414,26 @@ def option_letter(answer: str, record: Record) -> str | None:
     m = _LETTER.match(s)
     if m:
         letter = m.group("p") or m.group("l")
-        return letter if letter in letters else None
+        if letter in letters:
+            return letter
+    # Not a valid letter: maybe an option's text (MathVision options can be letters outside A-E: `G`, `$S$`).
     wanted = option_text_key(s)
     hits = [letters[i] for i, c in enumerate(record.choices or []) if option_text_key(c) == wanted]
-    return hits[0] if len(hits) == 1 else None
+    return hits[0] if hits else None  # several hits: options with the same text are one answer (see choice_accuracy)
 
 
 def choice_accuracy(pred: str, record: Record) -> float:
+    """0.2 for a valid option, 1.0 for the gold one; an option whose text is the gold option's text is the gold one
+    too (real rows repeat options: MathVista `['9', '12', '18', '18']`, gold `18`: either letter is right)."""
     letter = option_letter(pred, record)
     if letter is None:
         return 0.0
-    return W_TYPE + W_VALUE * (letter == record.answer.strip())
+    gold = record.answer.strip()
+    right = letter == gold
+    letters, choices = record.choice_letters(), record.choices or []
+    if not right and gold in letters:
+        right = option_text_key(choices[letters.index(letter)]) == option_text_key(choices[letters.index(gold)])
+    return W_TYPE + W_VALUE * right
 
 
 def string_accuracy(pred: str, record: Record) -> float:
