@@ -309,3 +309,20 @@ def test_cli_eval_of_every_bench_on_the_tiny_model(tiny_model_dir, data_dir, tmp
     assert (tmp_path / "cmp" / "compare.md").read_text().splitlines()[2].startswith("| tiny | ")
     missing = run_cli("eval", "--bench", "math500", "--model", tmp_path / "no-model", "--out", out, check=False)
     assert missing.returncode == 2 and "no-model: model directory not found" in missing.stderr
+
+
+def test_rich_table_shows_both_columns_and_the_judge_note(data_dir, tmp_path):
+    from rich.console import Console
+
+    from infimmr_cli.evaluation.report import print_bench
+
+    entry = run(["mathverse"], tmp_path / "o", model="m", data_dir=data_dir, quiet=True,
+                engine=engine_for("mathverse", data_dir, tmp_path, CASES["mathverse"][0]))["mathverse"]
+    console = Console(record=True, width=200)
+    print_bench(console, entry)
+    text = console.export_text()
+    assert "mathverse: 2/4 correct (50.00%) by the reward rule, official 2/3 (66.67%)" in text
+    assert "judge: 1 items not scored" in text
+    assert "reward" in text and "official" in text
+    # the free-form subset row: scored by the reward rule, not by the official one
+    assert any("free-form" in line and "0/1" in line and "–" in line for line in text.splitlines())
