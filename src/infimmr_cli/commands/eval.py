@@ -106,7 +106,7 @@ def official_verdicts(completions: list[str], records: list[Record], workers: in
     from infimmr_cli.rewards.scoring import score_batch
 
     outs = score_batch(completions, records, reward=official_score, workers=workers, timeout=timeout)
-    return [o["official"] if "official" in o else False for o in outs]
+    return [o.get("official", False) for o in outs]
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
