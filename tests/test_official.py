@@ -116,7 +116,8 @@ def test_math500_uses_math_verify(answer, expected):
 
 
 # Cases from math-verify's own tests (huggingface/Math-Verify tests/test_all.py, `compare_strings(gold, pred)` with the
-# expected verdict written there); the reply is raw (no <answer> tags), so math-verify extracts from it as it does there.
+# expected verdict written there); the reply is raw (no <answer> tags), so math-verify extracts from it as it does
+# there.
 # Left out: cases whose verdict depends on the extraction settings that test passes (we use math-verify's defaults).
 @pytest.mark.parametrize("gold,reply,expected", [
     ("[0,1)", "$[0,1)$", True), ("[0,9)", "$[0,1)$", False), ("(0,9)", "$[0,9)$", False),

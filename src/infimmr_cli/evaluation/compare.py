@@ -102,8 +102,8 @@ def to_markdown(rows: list[Row]) -> str:
     for r in rows:
         lines.append(f"| {r.label} | " + " | ".join(_texts(r, cols)) + " |")
     return "\n".join(lines) + (
-        "\n\nAccuracy (%) with correct/total. reward: our reward rule; official: the benchmark's own rule-based scoring "
-        "(`+n judge`: items that need its LLM judge, left out of N). Paper rows give the percentage the paper reports, "
+        "\n\nAccuracy (%) with correct/total. reward: our reward rule; official: the benchmark's own rule-based "
+        "scoring (`+n judge`: items that need its LLM judge, left out of N). Paper rows give the percentage the paper reports, "
         "in the official column.\n")
 
 

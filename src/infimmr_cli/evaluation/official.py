@@ -551,7 +551,8 @@ def math500_verdict(completion: str, record: Record) -> bool:
 # ----------------------------------------------------------------------------------------------------------- MathVerse
 def mathverse_verdict(completion: str, record: Record) -> bool | None:
     """Multi-choice: right when the extracted answer names the gold option, by its letter (`C`, `(C)`, `C.`, `C: text`)
-    or its text, as the examples in its judge prompt (prompts.py `demo_prompt_score`) accept; free-form: needs the judge.
+    or its text, as the examples in its judge prompt (prompts.py `demo_prompt_score`) accept; free-form: needs the
+    judge.
     """
     from infimmr_cli.rewards.rules import choice_accuracy
 
