@@ -34,6 +34,12 @@ def test_dollar_sign_is_currency(pred, gold, expected):
     assert acc(pred, rec(gold)) == expected
 
 
+@pytest.mark.parametrize("pred,expected", [("32348", 1.0), ("\\$32,\\!348", 1.0), ("32349", 0.0), ("dollars", 0.0)])
+def test_currency_gold_typed_string_still_accepts_its_value(pred, expected):
+    # Records prepared while `\$` was read as math mode carry answer_type "string" for MATH-500's `\$32,\!348`.
+    assert acc(pred, rec("\\$32,\\!348", "string")) == expected
+
+
 # MathVerse golds written `Label $=value$` or `=value` mean the value (testmini_text_only.json).
 @pytest.mark.parametrize("pred,gold,expected", [
     ("\\frac{1}{5}", "Slope $=\\frac{1}{5}$", 1.0),

@@ -52,7 +52,8 @@ Accuracy by `record.answer_type`:
   (`$\\text{Yes}$` is `Yes`). Options with the same text are one answer: either letter, or the text, is right when
   that text is the gold option's (real rows repeat options, e.g. MathVista `['9', '12', '18', '18']`).
   0.2 for a valid option, 0.8 more for the gold one.
-- string: lower-cased, trimmed, inner whitespace collapsed, exact match: 1.0 or 0.0.
+- string: lower-cased, trimmed, inner whitespace collapsed, exact match: 1.0 or 0.0. A string gold holding a currency
+  sign that reads as a number (`\\$18.90`) also accepts its value (1.0 for `18.9`).
 
 Unicode: full-width forms (`１２`, `Ｂ`, the ideographic space) are folded to ASCII for every answer type. For math only,
 `√x` becomes `\\sqrt{x}`, superscript digits become powers (`x²` -> `x^{2}`), and `×`, `÷`, `·`, `≤`, `≥`, `≠`, `∞`
@@ -437,7 +438,12 @@ def choice_accuracy(pred: str, record: Record) -> float:
 
 
 def string_accuracy(pred: str, record: Record) -> float:
-    return 1.0 if normalize_string(pred) == normalize_string(record.answer) else 0.0
+    if normalize_string(pred) == normalize_string(record.answer):
+        return 1.0
+    # A currency gold (`\$32,\!348`) that a prepare reading `\$` as math mode typed `string`: its value counts too.
+    if "\\$" in record.answer and _parse_gold(record.answer) is not None:
+        return 1.0 if math_accuracy(pred, record) >= 1.0 else 0.0
+    return 0.0
 
 
 ACCURACY: dict[str, Callable[[str, Record], float]] = {
