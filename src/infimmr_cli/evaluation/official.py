@@ -36,7 +36,7 @@ import re
 from typing import Any, Callable
 
 from infimmr_cli.data.records import Record
-from infimmr_cli.rewards.rules import MAX_ANSWER_CHARS, _last_box, answer_block, extract_answer, has_math_delimiter
+from infimmr_cli.rewards.rules import MAX_ANSWER_CHARS, last_box, answer_block, extract_answer, has_math_delimiter
 
 NEEDS_JUDGE = None
 
@@ -67,11 +67,11 @@ def _sympy_value(text: str) -> Any:
         raise ValueError("too long")
     from latex2sympy2_extended import latex2sympy
 
-    from infimmr_cli.rewards.rules import _huge_power
+    from infimmr_cli.rewards.rules import huge_power
 
     # A command as a subscript (`R_{\\odot}`) is a name to sympy's parse_latex, an error to latex2sympy2_extended.
     obj = latex2sympy(_SUBSCRIPT_COMMAND.sub(r"_{\1}", text))
-    if _huge_power(obj):  # the official graders would try to compute it (or refuse it, OlympiadBench): never equal
+    if huge_power(obj):  # the official graders would try to compute it (or refuse it, OlympiadBench): never equal
         raise ValueError("power too large")
     return obj
 
@@ -158,7 +158,7 @@ def _mathvista_extract(text: str, formatted: bool, record: Record, question_type
     m = re.search(r'The answer is "(.*)"\.', text)
     if m:
         return m.group(1)
-    box = _last_box(text)
+    box = last_box(text)
     return box.strip() if box is not None else text
 
 
@@ -534,7 +534,7 @@ def math500_verdict(completion: str, record: Record) -> bool:
     """math-verify with its defaults: the gold read in math mode, the answer as math-verify extracts it."""
     from math_verify import parse, verify
 
-    from infimmr_cli.rewards.rules import MATH_VERIFY_TIMEOUT, _huge_power
+    from infimmr_cli.rewards.rules import MATH_VERIFY_TIMEOUT, huge_power
 
     text, formatted = answer_text(completion)
     gold = official_gold(record)
@@ -543,7 +543,7 @@ def math500_verdict(completion: str, record: Record) -> bool:
         pred = extract_answer(text)
         text = pred if has_math_delimiter(pred) else f"${pred}$"
     pred_obj = parse(text, parsing_timeout=MATH_VERIFY_TIMEOUT)
-    if any(_huge_power(o) for o in list(gold_obj[:1]) + list(pred_obj[:1])):
+    if any(huge_power(o) for o in list(gold_obj[:1]) + list(pred_obj[:1])):
         return False  # math-verify's own timeout would end it; the pool has none inside a worker
     return bool(verify(gold_obj, pred_obj, timeout_seconds=MATH_VERIFY_TIMEOUT))
 
@@ -560,7 +560,7 @@ def mathverse_verdict(completion: str, record: Record) -> bool | None:
     if qtype == "free-form" or (qtype is None and record.answer_type != "choice"):
         return NEEDS_JUDGE
     text, formatted = answer_text(completion)
-    extraction = extract_answer(text) if formatted else (_last_box(text) or "").strip()
+    extraction = extract_answer(text) if formatted else (last_box(text) or "").strip()
     if extraction.strip() == official_gold(record).strip():  # score_answer_s2.py --quick_match
         return True
     return record.answer_type == "choice" and choice_accuracy(extraction, record) >= 1.0

@@ -119,7 +119,7 @@ def answer_block(completion: str) -> str | None:
     return answer.strip()
 
 
-def _last_box(text: str) -> str | None:
+def last_box(text: str) -> str | None:
     """Content of the last complete top-level \\boxed{...}/\\fbox{...} in `text`, or None (none, or braces unbalanced)."""
     found, pos = None, 0
     while (m := _BOX.search(text, pos)) is not None:
@@ -136,7 +136,7 @@ def _last_box(text: str) -> str | None:
 def extract_answer(answer: str) -> str:
     """The answer text scored: the last box (unwrapped while it holds a box), then whole-answer math delimiters dropped."""
     s = answer.strip()
-    while (inner := _last_box(s)) is not None:
+    while (inner := last_box(s)) is not None:
         s = inner.strip()
     for left, right in _WRAPS:
         if len(s) > len(left) + len(right) and s.startswith(left) and s.endswith(right):
@@ -205,7 +205,7 @@ def has_math_delimiter(text: str) -> bool:
     return any(d in text.replace("\\$", "") for d in ("$", "\\(", "\\["))
 
 
-def _huge_power(obj: Any) -> bool:
+def huge_power(obj: Any) -> bool:
     """Whether `obj` holds a numeric power whose exponent exceeds MAX_EXPONENT (inner powers checked first, so no
     exponent is evaluated before its own powers are known to be small)."""
     from sympy import Basic, MatrixBase, Pow, postorder_traversal
@@ -229,7 +229,7 @@ def _parse_math(text: str, guard: bool = True) -> Any | None:
     """The math object math-verify reads from an answer string (sympy Basic or Matrix), or None.
 
     With `guard`, answers over MAX_ANSWER_CHARS or nested deeper than MAX_NESTING are refused before parsing. Powers
-    with a huge numeric exponent are refused on both sides (`_huge_power`), before any value is computed."""
+    with a huge numeric exponent are refused on both sides (`huge_power`), before any value is computed."""
     if guard and (len(text) > MAX_ANSWER_CHARS or nesting_depth(text) > MAX_NESTING):
         return None
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
@@ -243,7 +243,7 @@ def _parse_math(text: str, guard: bool = True) -> Any | None:
     found = parse(text, extraction_config=[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()],
                   parsing_timeout=MATH_VERIFY_TIMEOUT)
     obj = found[0] if found and isinstance(found[0], (Basic, MatrixBase)) else None
-    return None if obj is None or _huge_power(obj) else obj
+    return None if obj is None or huge_power(obj) else obj
 
 
 @lru_cache(maxsize=512)
