@@ -102,6 +102,11 @@ CASES = {
 }
 
 
+# Per bench: the official rule's count over the same scripted completions, and how many items it leaves to a judge.
+OFFICIAL = {"math500": (c(1, 2), 0), "mathverse": (c(2, 3), 1), "mathvision": (c(1, 2), 0),
+            "mathvista": (c(3, 4), 0), "olympiadbench": (c(2, 3), 0)}
+
+
 def test_tally_counts_only_full_accuracy_and_skips_missing_subset_values():
     recs = [Record(id=str(i), source="x", question="q", answer="1", answer_type="math", meta=m)
             for i, m in enumerate([{"level": 2}, {"level": 10}, {"level": 2}, {}])]
@@ -131,6 +136,13 @@ def test_each_bench_counts_exact_k_over_n_overall_and_per_subset(bench, data_dir
     for p in lines:
         assert p["completion"] == script[p["id"]] and set(p) >= {"prompt", "extracted", "format", "accuracy", "gold"}
     assert sum(p["correct"] for p in lines) == acc["k"]
+    # The official column beside ours: results.json, predictions (one verdict a line; None = needs the judge).
+    official, judge = OFFICIAL[bench]
+    assert (entry["official"], entry["official_judge"]) == (official, judge)
+    assert sum(p["official"] is True for p in lines) == official["k"]
+    assert sum(p["official"] is None for p in lines) == judge
+    if bench == "mathverse":  # free-form counted apart: the official subsets hold the multi-choice items only
+        assert entry["official_subsets"]["question_type"] == {"multi-choice": c(2, 3)}
 
 
 def test_results_json_accumulates_benches_run_at_different_times(data_dir, tmp_path):
@@ -156,6 +168,27 @@ def test_rescore_predictions_made_elsewhere_without_a_model(data_dir, tmp_path):
     again = run(["mathverse"], out, data_dir=data_dir, predictions=[out / "mathverse" / "predictions.jsonl"],
                 quiet=True)["mathverse"]
     assert again["accuracy"] == c(2, 3)
+
+
+def test_official_column_keeps_the_official_quirks(data_dir, tmp_path):
+    # MathVista integer golds compare as str(int(float(x))): 1000.9 is right officially, wrong under the reward rule.
+    preds = tmp_path / "p.jsonl"
+    preds.write_text("".join(json.dumps(o) + "\n" for o in [
+        {"id": "2", "completion": answer("1000.9")}, {"id": "3", "completion": answer("B")}]))
+    entry = run(["mathvista"], tmp_path / "o", data_dir=data_dir, predictions=[preds], quiet=True)["mathvista"]
+    assert entry["accuracy"] == c(1, 2) and entry["official"] == c(2, 2) and entry["official_judge"] == 0
+
+
+def test_old_predictions_without_official_verdicts_get_them_on_report(data_dir, tmp_path):
+    out = tmp_path / "run"
+    run(["mathverse"], out, model="m", data_dir=data_dir, quiet=True,
+        engine=engine_for("mathverse", data_dir, tmp_path, CASES["mathverse"][0]))
+    pred = out / "mathverse" / "predictions.jsonl"
+    lines = [json.loads(x) for x in pred.read_text().splitlines()]
+    pred.write_text("".join(json.dumps({k: v for k, v in p.items() if k != "official"}) + "\n" for p in lines))
+    entry = run(["mathverse"], out, model="m", data_dir=data_dir, quiet=True,
+                engine=engine_for("mathverse", data_dir, tmp_path, CASES["mathverse"][0], fail_after=0))["mathverse"]
+    assert (entry["official"], entry["official_judge"]) == OFFICIAL["mathverse"]
 
 
 def test_rescore_names_the_bad_line(data_dir, tmp_path):
@@ -228,16 +261,26 @@ def test_compare_table_in_the_paper_shape_as_markdown_and_png(data_dir, tmp_path
         runs[name] = out
     res = compare_cmd.run([str(runs["base"]), f"MRE={runs['mre']}"], tmp_path / "table", quiet=True)
     assert res.text.splitlines()[:4] == [
-        "| model | MathVerse | OlympiadBench |",
-        "|---|---:|---:|",
-        "| base | 50.00 (2/4) | 66.67 (2/3) |",
-        "| MRE | 100.00 (4/4) | 100.00 (3/3) |",
+        "| model | MathVerse reward | MathVerse official | OlympiadBench reward | OlympiadBench official |",
+        "|---|---:|---:|---:|---:|",
+        "| base | 50.00 (2/4) | 66.67 (2/3) +1 judge | 66.67 (2/3) | 66.67 (2/3) |",
+        "| MRE | 100.00 (4/4) | 100.00 (3/3) +1 judge | 100.00 (3/3) | 100.00 (3/3) |",
     ]
     assert (tmp_path / "table" / "compare.md").read_text() == res.text
     assert res.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and res.png.stat().st_size > 1000
     with_paper = compare_cmd.run([str(runs["base"])], tmp_path / "t2", with_paper=True, quiet=True).text
-    assert "| Infi-MMR-3B (paper) | 65.5 | 43.68 | 27.04 | 21.33 | 67.2 |" in with_paper
-    assert with_paper.splitlines()[0] == "| model | MATH500 | MathVerse | MathVision | OlympiadBench | MathVista |"
+    # The paper's numbers sit in the official column (README: which column they correspond to).
+    assert "| Infi-MMR-3B (paper) | – | 65.5 | – | 43.68 | – | 27.04 | – | 21.33 | – | 67.2 |" in with_paper
+    assert with_paper.splitlines()[0] == (
+        "| model | MATH500 reward | MATH500 official | MathVerse reward | MathVerse official | MathVision reward | "
+        "MathVision official | OlympiadBench reward | OlympiadBench official | MathVista reward | MathVista official |")
+    # A results.json written before the official column existed still reads: its official cells show "–".
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    entry = json.loads((runs["base"] / "results.json").read_text())["benchmarks"]["olympiadbench"]
+    old = {k: v for k, v in entry.items() if not k.startswith("official")}
+    (legacy / "results.json").write_text(json.dumps({"benchmarks": {"olympiadbench": old}}))
+    assert "| legacy | 66.67 (2/3) | – |" in compare_cmd.run([str(legacy)], tmp_path / "t4", quiet=True).text
     with pytest.raises(UsageError, match="no results.json"):
         compare_cmd.run([str(tmp_path / "nothing")], tmp_path / "t3", quiet=True)
 
@@ -266,3 +309,20 @@ def test_cli_eval_of_every_bench_on_the_tiny_model(tiny_model_dir, data_dir, tmp
     assert (tmp_path / "cmp" / "compare.md").read_text().splitlines()[2].startswith("| tiny | ")
     missing = run_cli("eval", "--bench", "math500", "--model", tmp_path / "no-model", "--out", out, check=False)
     assert missing.returncode == 2 and "no-model: model directory not found" in missing.stderr
+
+
+def test_rich_table_shows_both_columns_and_the_judge_note(data_dir, tmp_path):
+    from rich.console import Console
+
+    from infimmr_cli.evaluation.report import print_bench
+
+    entry = run(["mathverse"], tmp_path / "o", model="m", data_dir=data_dir, quiet=True,
+                engine=engine_for("mathverse", data_dir, tmp_path, CASES["mathverse"][0]))["mathverse"]
+    console = Console(record=True, width=200)
+    print_bench(console, entry)
+    text = console.export_text()
+    assert "mathverse: 2/4 correct (50.00%) by the reward rule, official 2/3 (66.67%)" in text
+    assert "judge: 1 items not scored" in text
+    assert "reward" in text and "official" in text
+    # the free-form subset row: scored by the reward rule, not by the official one
+    assert any("free-form" in line and "0/1" in line and "–" in line for line in text.splitlines())

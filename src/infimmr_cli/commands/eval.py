@@ -1,9 +1,11 @@
-"""`infimmr eval`: generate on the paper's benchmarks, score with the training reward, count k/N overall and per subset.
+"""`infimmr eval`: generate on the paper's benchmarks, score with the training reward AND the benchmark's official
+rule (evaluation/official.py), count k/N overall and per subset under each.
 
 Per bench, under OUT/<bench>/:
 - records.jsonl     the bench as records (prepared here from the export, unless --records gave them)
 - predictions.jsonl one line per item, appended and flushed as produced (`.partial` until every item is in), so a
-                    killed eval resumes where it stopped
+                    killed eval resumes where it stopped; `correct` is the reward rule's verdict, `official` the
+                    official rule's (null: needs the benchmark's LLM judge)
 - run.json          what made the predictions (model, sampling, system prompt, reward); a resume with other settings
                     is refused rather than mixing two runs in one file
 OUT/results.json holds every bench evaluated into OUT (merged across runs).
@@ -86,14 +88,25 @@ def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def prediction_line(rec: Record, completion: str, score: dict[str, Any], finish_reason: str | None = None,
-                    n_tokens: int | None = None) -> dict[str, Any]:
+                    n_tokens: int | None = None, official: bool | None = None) -> dict[str, Any]:
     from infimmr_cli.evaluation.tally import is_correct
     from infimmr_cli.data.prompt import question_text
 
     return {"id": rec.id, "prompt": question_text(rec), "completion": completion, "extracted": score.get("extracted"),
             "gold": rec.answer, "format": score.get("format"), "accuracy": score.get("accuracy"),
-            "overall": score.get("overall"), "correct": is_correct(score), "finish_reason": finish_reason,
-            "completion_tokens": n_tokens}
+            "overall": score.get("overall"), "correct": is_correct(score), "official": official,
+            "finish_reason": finish_reason, "completion_tokens": n_tokens}
+
+
+def official_verdicts(completions: list[str], records: list[Record], workers: int | None, timeout: float
+                      ) -> list[bool | None]:
+    """The benchmark's official verdict per item (True / False / None = needs an LLM judge), in the same killable
+    worker pool as the reward: an item past `timeout` or whose worker fails counts as not right (False)."""
+    from infimmr_cli.evaluation.official import official_score
+    from infimmr_cli.rewards.scoring import score_batch
+
+    outs = score_batch(completions, records, reward=official_score, workers=workers, timeout=timeout)
+    return [o.get("official", False) for o in outs]
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -259,12 +272,13 @@ def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _
                         outs = engine.generate(requests, gen.sampling)
                         texts = [o[0].text for o in outs]
                         scores = score_batch(texts, list(chunk), reward=reward, workers=workers, timeout=timeout)
-                        writer.write([prediction_line(r, o[0].text, s, o[0].finish_reason, len(o[0].token_ids))
-                                      for r, o, s in zip(chunk, outs, scores)])
+                        verdicts = official_verdicts(texts, list(chunk), workers, timeout)
+                        writer.write([prediction_line(r, o[0].text, s, o[0].finish_reason, len(o[0].token_ids), v)
+                                      for r, o, s, v in zip(chunk, outs, scores, verdicts)])
                         right += sum(is_correct(s) for s in scores)
                         progress.update(task, advance=len(chunk), right=right)
             writer.finish()
-    return _report(spec, recs, total, pred_path, _origin_fields(run_json))
+    return _report(spec, recs, total, pred_path, _origin_fields(run_json), workers, timeout)
 
 
 def _rescore(spec, recs: list[Record], every: list[Record], src: Path, pfile: Path, out: Path, reward: str,
@@ -284,11 +298,12 @@ def _rescore(spec, recs: list[Record], every: list[Record], src: Path, pfile: Pa
         raise UsageError(f"--predictions: {pfile}: no prediction for any {spec.name} record")
     origin = _origin_fields(pfile.with_name("run.json"))  # where those predictions came from, when known
     started = time.perf_counter()
-    scores = score_batch([preds[r.id]["completion"] for r in scored], scored, reward=reward, workers=workers,
-                         timeout=timeout)
+    completions = [preds[r.id]["completion"] for r in scored]
+    scores = score_batch(completions, scored, reward=reward, workers=workers, timeout=timeout)
+    verdicts = official_verdicts(completions, scored, workers, timeout)
     seconds = time.perf_counter() - started
     lines = [prediction_line(r, preds[r.id]["completion"], s, preds[r.id].get("finish_reason"),
-                             preds[r.id].get("completion_tokens")) for r, s in zip(scored, scores)]
+                             preds[r.id].get("completion_tokens"), v) for r, s, v in zip(scored, scores, verdicts)]
     bench_dir = out / spec.name
     write_records(bench_dir / "predictions.jsonl", lines)
     origin = {**origin, "reward": reward, "rescored_from": str(pfile.resolve()), "records": str(src),
@@ -297,11 +312,13 @@ def _rescore(spec, recs: list[Record], every: list[Record], src: Path, pfile: Pa
     if len(scored) < len(recs):
         console.print(f"[yellow]{spec.name}: predictions cover {len(scored)} of {len(recs)} records; N = "
                       f"{len(scored)}[/]")
-    return _report(spec, scored, len(every), bench_dir / "predictions.jsonl", origin)
+    return _report(spec, scored, len(every), bench_dir / "predictions.jsonl", origin, workers, timeout)
 
 
-def _report(spec, recs: list[Record], total: int, pred_path: Path, origin: dict[str, Any]) -> dict[str, Any]:
-    """Count from the predictions file (what a reader can check), over this run's records."""
+def _report(spec, recs: list[Record], total: int, pred_path: Path, origin: dict[str, Any], workers: int | None = None,
+            timeout: float = 5.0) -> dict[str, Any]:
+    """Count from the predictions file (what a reader can check), over this run's records. Lines written before the
+    official column existed (no "official" key) get their verdicts computed here."""
     from infimmr_cli.evaluation.report import bench_entry
     from infimmr_cli.evaluation.tally import tally
 
@@ -309,7 +326,14 @@ def _report(spec, recs: list[Record], total: int, pred_path: Path, origin: dict[
     missing = [r.id for r in recs if r.id not in preds]
     if missing:
         raise RecordError(f"{pred_path}: id: no prediction for {missing[0]!r} ({len(missing)} missing)")
-    counts = tally(recs, [preds[r.id] for r in recs], spec.subsets, spec.order)
+    lines = [preds[r.id] for r in recs]
+    old = [i for i, line in enumerate(lines) if "official" not in line]
+    official = [line.get("official") for line in lines]
+    if old:
+        done = official_verdicts([lines[i]["completion"] for i in old], [recs[i] for i in old], workers, timeout)
+        for i, v in zip(old, done):
+            official[i] = v
+    counts = tally(recs, lines, spec.subsets, spec.order, official=official)
     rel = os.path.relpath(pred_path, pred_path.parent.parent)
     keep = {k: origin[k] for k in ("model", "engine", "sampling", "reward", "rescored_from") if k in origin}
     return bench_entry(spec.name, recs[0].source if recs else spec.reader, counts, total, spec.items, rel, keep)

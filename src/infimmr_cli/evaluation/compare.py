@@ -1,12 +1,15 @@
-"""Checkpoints x benchmarks, the shape of the paper's Table 1: rows = runs, columns = benchmarks.
+"""Checkpoints x benchmarks, the shape of the paper's Table 1: rows = runs, two columns per benchmark.
 
-Each cell is `pct (k/N)` from a run's results.json; the paper's own numbers (`with_paper`) are extra rows marked
-"(paper)" and, having no counts, show the percentage alone.
+Per bench, "reward" is the accuracy under our reward rule and "official" under the benchmark's own rule-based scoring
+(evaluation/official.py); each cell is `pct (k/N)` from a run's results.json, an official cell adds `+n judge` when
+items were left to an LLM judge. A results.json written before the official column existed shows `–` there. The
+paper's own numbers (`with_paper`) are extra rows marked "(paper)" and sit in the official column (README: which
+column the paper's numbers correspond to); having no counts, they show the percentage alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +24,30 @@ class Cell:
     pct: float
     k: int | None = None
     n: int | None = None
+    judge: int = 0  # items the official rule left to an LLM judge (not in n)
 
     def text(self) -> str:
         # The paper's numbers as printed (no digits added); ours with 2 decimals and the counts behind them.
-        return str(self.pct) if self.k is None else f"{self.pct:.2f} ({self.k}/{self.n})"
+        if self.k is None:
+            return str(self.pct)
+        return f"{self.pct:.2f} ({self.k}/{self.n})" + (f" +{self.judge} judge" if self.judge else "")
 
 
 @dataclass
 class Row:
     label: str
-    cells: dict[str, Cell]
+    cells: dict[str, Cell]  # the reward rule
     paper: bool = False
+    official: dict[str, Cell] = field(default_factory=dict)  # the benchmark's official rule
+
+    def headline(self, bench: str) -> Cell | None:
+        """The cell a plot shows: the official one where there is one (the paper's numbers sit there), else reward."""
+        return self.official.get(bench) or self.cells.get(bench)
+
+
+def _cell(d: dict[str, Any], judge: int = 0) -> Cell:
+    k, n = int(d["k"]), int(d["n"])
+    return Cell(100.0 * k / n if n else 0.0, k, n, judge)
 
 
 def parse_run_arg(arg: str) -> tuple[str, Path]:
@@ -47,20 +63,22 @@ def load_row(label: str, run_dir: str | Path) -> Row:
     if not (run_dir / RESULTS).is_file():
         raise UsageError(f"{run_dir}: no {RESULTS}; run `infimmr eval --out {run_dir}` first")
     data = read_results(run_dir / RESULTS)
-    cells = {}
+    cells, official = {}, {}
     for name, entry in data["benchmarks"].items():
-        acc = entry["accuracy"]
-        cells[name] = Cell(100.0 * acc["k"] / acc["n"] if acc["n"] else 0.0, int(acc["k"]), int(acc["n"]))
-    return Row(label, cells)
+        cells[name] = _cell(entry["accuracy"])
+        if isinstance(entry.get("official"), dict):  # absent in results.json written before the official column
+            official[name] = _cell(entry["official"], int(entry.get("official_judge") or 0))
+    return Row(label, cells, official=official)
 
 
 def paper_rows() -> list[Row]:
-    return [Row(f"{model} (paper)", {b: Cell(p) for b, p in row.items()}, paper=True) for model, row in PAPER.items()]
+    return [Row(f"{model} (paper)", {}, paper=True, official={b: Cell(p) for b, p in row.items()})
+            for model, row in PAPER.items()]
 
 
 def columns(rows: list[Row]) -> list[str]:
     """The paper's column order first, then any other bench a run has (e.g. mathvision-testmini)."""
-    present = {b for r in rows for b in r.cells}
+    present = {b for r in rows for b in (*r.cells, *r.official)}
     return [b for b in TABLE1_ORDER if b in present] + sorted(present - set(TABLE1_ORDER))
 
 
@@ -68,13 +86,25 @@ def title(bench: str) -> str:
     return BENCHES[bench].title if bench in BENCHES else bench
 
 
+def _texts(r: Row, cols: list[str]) -> list[str]:
+    return [t for c in cols for t in (r.cells[c].text() if c in r.cells else "–",
+                                      r.official[c].text() if c in r.official else "–")]
+
+
+def _headers(cols: list[str]) -> list[str]:
+    return [h for c in cols for h in (f"{title(c)} reward", f"{title(c)} official")]
+
+
 def to_markdown(rows: list[Row]) -> str:
     cols = columns(rows)
-    lines = ["| model | " + " | ".join(title(c) for c in cols) + " |",
-             "|---|" + "---:|" * len(cols)]
+    lines = ["| model | " + " | ".join(_headers(cols)) + " |",
+             "|---|" + "---:|" * (2 * len(cols))]
     for r in rows:
-        lines.append(f"| {r.label} | " + " | ".join(r.cells[c].text() if c in r.cells else "–" for c in cols) + " |")
-    return "\n".join(lines) + "\n\nAccuracy (%) with correct/total; paper rows give the percentage the paper reports.\n"
+        lines.append(f"| {r.label} | " + " | ".join(_texts(r, cols)) + " |")
+    return "\n".join(lines) + (
+        "\n\nAccuracy (%) with correct/total. reward: our reward rule; official: the benchmark's own rule-based "
+        "scoring (`+n judge`: items that need its LLM judge, left out of N). Paper rows give the percentage the paper reports, "
+        "in the official column.\n")
 
 
 def draw_png(rows: list[Row], path: str | Path) -> Path:
@@ -89,14 +119,15 @@ def draw_png(rows: list[Row], path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(min(14.0, 2.0 + len(cols) * (0.5 + 0.3 * len(rows))), 5.0))
     for i, r in enumerate(rows):
         xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(cols))]
-        ys = [r.cells[c].pct if c in r.cells else 0.0 for c in cols]
+        cells = [r.headline(c) for c in cols]
+        ys = [cell.pct if cell is not None else 0.0 for cell in cells]
         bars = ax.bar(xs, ys, width, label=r.label, hatch="//" if r.paper else None, alpha=0.6 if r.paper else 1.0)
-        for bar, c in zip(bars, cols):
-            if c in r.cells:
-                ax.annotate(f"{r.cells[c].pct:.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+        for bar, cell in zip(bars, cells):
+            if cell is not None:
+                ax.annotate(f"{cell.pct:.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                             ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(cols)), [title(c) for c in cols])
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel("accuracy (%), official rule where known")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(len(rows), 3), frameon=False)
     fig.tight_layout()
@@ -113,17 +144,20 @@ def rich_table(rows: list[Row]):
     from rich.table import Table
 
     cols = columns(rows)
-    table = Table(title="accuracy % (correct/total)", header_style="bold", title_justify="left")
+    table = Table(title="accuracy % (correct/total): reward rule and official rule per bench", header_style="bold",
+                  title_justify="left")
     table.add_column("model")
-    for c in cols:
-        table.add_column(title(c), justify="right")
+    for h in _headers(cols):
+        table.add_column(h, justify="right")
     for r in rows:
         style = "dim" if r.paper else None
-        table.add_row(r.label, *(r.cells[c].text() if c in r.cells else "–" for c in cols), style=style)
+        table.add_row(r.label, *_texts(r, cols), style=style)
     return table
 
 
 def compare_payload(rows: list[Row]) -> dict[str, Any]:
     return {"columns": columns(rows),
             "rows": [{"label": r.label, "paper": r.paper,
-                      "cells": {b: {"pct": c.pct, "k": c.k, "n": c.n} for b, c in r.cells.items()}} for r in rows]}
+                      "cells": {b: {"pct": c.pct, "k": c.k, "n": c.n} for b, c in r.cells.items()},
+                      "official": {b: {"pct": c.pct, "k": c.k, "n": c.n, "judge": c.judge}
+                                   for b, c in r.official.items()}} for r in rows]}

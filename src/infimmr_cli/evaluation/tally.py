@@ -53,12 +53,28 @@ def ordered(values: Iterable[object], first: Sequence[object] = ()) -> list[obje
     return head + sorted((v for v in values if v not in set(head)), key=_sort_key)
 
 
-def tally(records: Sequence[Record], scores: Sequence[dict[str, Any]], subsets=(), order: dict | None = None
-          ) -> dict[str, Any]:
+def _group(records: Sequence[Record], verdicts: Sequence[bool | None], subsets, order: dict
+           ) -> dict[str, dict[str, Count]]:
+    """{label: {value: Count}} over the verdicts that are not None (None: not scored by this rule)."""
+    out: dict[str, dict[str, Count]] = {}
+    for label, key in subsets:
+        groups: dict[object, list[bool]] = {}
+        for rec, ok in zip(records, verdicts):
+            value = key(rec)
+            if value is not None and ok is not None:
+                groups.setdefault(value, []).append(ok)
+        out[label] = {str(v): Count(sum(groups[v]), len(groups[v])) for v in ordered(groups, order.get(label, ()))}
+    return out
+
+
+def tally(records: Sequence[Record], scores: Sequence[dict[str, Any]], subsets=(), order: dict | None = None,
+          official: Sequence[bool | None] | None = None) -> dict[str, Any]:
     """records[i] was scored scores[i] -> {"accuracy": Count, "format": Count, "subsets": {label: {value: Count}}}.
 
     subsets: (label, record -> value) pairs; a record whose value is None is left out of that breakdown (and only it).
     Subset values are written as strings (JSON keys), in display order.
+    official: the benchmark's official verdict per record (True / False / None = needs an LLM judge); when given, adds
+    "official" (Count over the items the rule scores), "judge" (how many it cannot score) and "official_subsets".
     """
     if len(records) != len(scores):
         raise ValueError(f"tally: {len(records)} records but {len(scores)} scores")
@@ -67,14 +83,13 @@ def tally(records: Sequence[Record], scores: Sequence[dict[str, Any]], subsets=(
     out: dict[str, Any] = {
         "accuracy": Count(sum(correct), len(records)),
         "format": Count(sum(has_format(s) for s in scores), len(records)),
-        "subsets": {},
+        "subsets": _group(records, correct, subsets, order),
     }
-    for label, key in subsets:
-        groups: dict[object, list[bool]] = {}
-        for rec, ok in zip(records, correct):
-            value = key(rec)
-            if value is not None:
-                groups.setdefault(value, []).append(ok)
-        out["subsets"][label] = {str(v): Count(sum(groups[v]), len(groups[v]))
-                                 for v in ordered(groups, order.get(label, ()))}
+    if official is not None:
+        if len(official) != len(records):
+            raise ValueError(f"tally: {len(records)} records but {len(official)} official verdicts")
+        scored = [v for v in official if v is not None]
+        out["official"] = Count(sum(bool(v) for v in scored), len(scored))
+        out["judge"] = len(official) - len(scored)
+        out["official_subsets"] = _group(records, official, subsets, order)
     return out

@@ -25,23 +25,35 @@ Accuracy by `record.answer_type`:
   expression (free symbols: `x^2+1`), relation (equations and inequalities: `y=2x+1`, `x>3`), collection (sets,
   intervals, tuples, matrices: `\\{1,2\\}`, `(3,\\infty)`, `1, 2`). An assignment `x = 3` has the kind of its right side
   (math-verify also accepts it for gold `3`). A gold math-verify cannot parse is compared as a string (1.0 or 0.0).
+  Read before parsing, on both sides: `\\$` is a currency sign, not a math delimiter (`\\$36` equals `36`); an answer
+  written as a label then `$=` (`Slope $=\\frac{1}{5}$`, `Center $=(20,10)$`) or starting with `=` (`=\\frac{7}{4}`)
+  means the value after `=`. A number that is not one (`\\frac{1}{0}`, `0/0`, `NaN`) has no kind: it never earns the
+  type credit. A numeric power with an exponent over MAX_EXPONENT (`10^{10^{10^{10}}}`) is refused before any value is
+  computed (it scores as unreadable; such a gold falls back to the string rule).
   Per-item rules from `record.meta` (set by `prepare`; see REFERENCE-NOTES "How the official evaluations decide"):
   * `precision` (int): when gold and prediction are both numbers, right iff both round to the same value at that many
     decimals (MathVista), Python `round` on floats as its official script does; this replaces math-verify's value check;
-  * `tolerance` (float, or a list with one float per answer): when both are numbers, right iff |gold - pred| <= tol
-    (OlympiadBench), computed exactly in sympy; this replaces math-verify's value check. With both keys set, either
-    rule suffices;
+  * `tolerance` (float, or a list with one float per answer): when both are numbers, right iff
+    |gold - pred| <= 1.01*tol (OlympiadBench's judge, whose 1% slack absorbs float error at the boundary), computed in
+    sympy; this replaces math-verify's value check. With both keys set, either rule suffices;
+  * MathVision records (`record.source` `mathvision/...`): numbers are also right when they round to the same value at
+    2 decimals (its official `is_equal`: `0.33` for `\\frac{1}{3}`);
   * `multiple_answers` (bool): the gold joins several answers with commas; the prediction is split on its top-level
     commas (outside brackets and braces) and must give the same number of answers, each matching a different gold
-    answer in any order (each pair judged by the rules above, with that gold answer's tolerance). Type: same count and
+    answer in any order (each pair judged by the rules above, with that gold answer's tolerance). A predicted answer
+    holding `\\pm` stands for two answers, with `+` and with `-` (`\\pm 2` for gold `2, -2`). Type: same count and
     the same multiset of kinds.
 - choice: the letter given, among `record.choices` (A, B, ... in order). Accepted spellings, upper-case only:
   `B`, `(B)`, `B.`, `B:`, `B)`, and any of these followed by whitespace and text (`B. 45°`, `(B) 45°`, `B: text`);
-  the letter decides, any text after it is ignored. A letter outside the record's choices scores 0. The option TEXT
+  the letter decides, any text after it is ignored. A letter outside the record's choices is read as option text
+  (MathVision has options `G`, `$S$`), else scores 0. The option TEXT
   alone (MathVerse/MathVista answers often give it) counts as that option when it equals exactly one option's text
-  after string normalisation (see string); the text of an ambiguous (duplicated) option counts as no option.
+  after string normalisation (see string), math delimiters and `\\text{...}` wrappers dropped on both sides
+  (`$\\text{Yes}$` is `Yes`). Options with the same text are one answer: either letter, or the text, is right when
+  that text is the gold option's (real rows repeat options, e.g. MathVista `['9', '12', '18', '18']`).
   0.2 for a valid option, 0.8 more for the gold one.
-- string: lower-cased, trimmed, inner whitespace collapsed, exact match: 1.0 or 0.0.
+- string: lower-cased, trimmed, inner whitespace collapsed, exact match: 1.0 or 0.0. A string gold holding a currency
+  sign that reads as a number (`\\$18.90`) also accepts its value (1.0 for `18.9`).
 
 Unicode: full-width forms (`１２`, `Ｂ`, the ideographic space) are folded to ASCII for every answer type. For math only,
 `√x` becomes `\\sqrt{x}`, superscript digits become powers (`x²` -> `x^{2}`), and `×`, `÷`, `·`, `≤`, `≥`, `≠`, `∞`
@@ -69,6 +81,11 @@ MATH_VERIFY_TIMEOUT: int | None = None
 # A predicted math answer longer than this, or nesting brackets deeper, is not handed to sympy (it scores as unreadable):
 # no real final answer is that big, and such strings are what make the parser run for seconds or forever.
 MAX_ANSWER_CHARS, MAX_NESTING = 1000, 50
+# A numeric power whose exponent exceeds this is refused before sympy computes any value: `10^{10^{10}}` makes
+# math-verify's comparison run for minutes (2^{100000} still takes well under a second).
+MAX_EXPONENT = 100_000
+# Sources whose official rule also accepts numbers equal at 2 decimals (MATH-V `is_equal`).
+ROUND2_SOURCES = ("mathvision",)
 
 log = logging.getLogger(__name__)
 _TAGS = ("<think>", "</think>", "<answer>", "</answer>")
@@ -102,7 +119,7 @@ def answer_block(completion: str) -> str | None:
     return answer.strip()
 
 
-def _last_box(text: str) -> str | None:
+def last_box(text: str) -> str | None:
     """Content of the last complete top-level \\boxed{...}/\\fbox{...} in `text`, or None (none, or braces unbalanced)."""
     found, pos = None, 0
     while (m := _BOX.search(text, pos)) is not None:
@@ -119,7 +136,7 @@ def _last_box(text: str) -> str | None:
 def extract_answer(answer: str) -> str:
     """The answer text scored: the last box (unwrapped while it holds a box), then whole-answer math delimiters dropped."""
     s = answer.strip()
-    while (inner := _last_box(s)) is not None:
+    while (inner := last_box(s)) is not None:
         s = inner.strip()
     for left, right in _WRAPS:
         if len(s) > len(left) + len(right) and s.startswith(left) and s.endswith(right):
@@ -169,21 +186,64 @@ def nesting_depth(text: str) -> int:
     return deepest
 
 
+# `Slope $=\\frac{1}{5}$`, `Center $=(20,10)$`, `$=(4,0)$`: a label (words only, or none) then `$=`; or a leading `=`.
+_LABEL_EQUALS = re.compile(r"\A\s*(?:(?:[A-Za-z][A-Za-z ]*?)?\s*\$\s*=(?P<a>.*?)\$?|=(?P<b>.*?))\s*\Z", re.DOTALL)
+_CURRENCY = re.compile(r"\\\$\s*")
+
+
+def strip_label_equals(text: str) -> str:
+    """The value after `=` in `Slope $=\\frac{1}{5}$`, `Center $=(20,10)$` or `=\\frac{7}{4}`; other text unchanged."""
+    m = _LABEL_EQUALS.match(text)
+    if not m:
+        return text
+    value = (m.group("a") if m.group("a") is not None else m.group("b")).strip()
+    return value or text
+
+
+def has_math_delimiter(text: str) -> bool:
+    """Whether `text` holds a math delimiter: `$`, `\\(` or `\\[`; an escaped `\\$` is a currency sign, not one."""
+    return any(d in text.replace("\\$", "") for d in ("$", "\\(", "\\["))
+
+
+def huge_power(obj: Any) -> bool:
+    """Whether `obj` holds a numeric power whose exponent exceeds MAX_EXPONENT (inner powers checked first, so no
+    exponent is evaluated before its own powers are known to be small)."""
+    from sympy import Basic, MatrixBase, Pow, postorder_traversal
+
+    items = list(obj) if isinstance(obj, MatrixBase) else [obj]
+    for item in items:
+        if not isinstance(item, Basic):
+            continue
+        for node in postorder_traversal(item):
+            if isinstance(node, Pow) and not node.exp.free_symbols:
+                try:
+                    size = abs(complex(node.exp.evalf(15)))
+                except (TypeError, ValueError, OverflowError):
+                    return True
+                if not size <= MAX_EXPONENT:  # also catches nan
+                    return True
+    return False
+
+
 def _parse_math(text: str, guard: bool = True) -> Any | None:
     """The math object math-verify reads from an answer string (sympy Basic or Matrix), or None.
 
-    With `guard`, answers over MAX_ANSWER_CHARS or nested deeper than MAX_NESTING are refused before parsing."""
+    With `guard`, answers over MAX_ANSWER_CHARS or nested deeper than MAX_NESTING are refused before parsing. Powers
+    with a huge numeric exponent are refused on both sides (`huge_power`), before any value is computed."""
     if guard and (len(text) > MAX_ANSWER_CHARS or nesting_depth(text) > MAX_NESTING):
         return None
     from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
     from sympy import Basic, MatrixBase
 
-    text = latexify_unicode(text)
-    if not any(d in text for d in ("$", "\\(", "\\[")):
-        text = f"${text}$"
+    text = latexify_unicode(strip_label_equals(text))
+    if has_math_delimiter(text):
+        text = _CURRENCY.sub("", text)
+    else:
+        text = f"${_CURRENCY.sub('', text)}$"
     found = parse(text, extraction_config=[LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig()],
                   parsing_timeout=MATH_VERIFY_TIMEOUT)
-    return found[0] if found and isinstance(found[0], (Basic, MatrixBase)) else None
+    obj = found[0] if found and isinstance(found[0], (Basic, MatrixBase)) else None
+    return None if obj is None or huge_power(obj) else obj
 
 
 @lru_cache(maxsize=512)
@@ -193,10 +253,15 @@ def _parse_gold(text: str) -> Any | None:
 
 
 def math_kind(obj: Any) -> str:
-    """number | expression | relation | collection: what `type matching` compares (module docstring)."""
-    from math_verify.grader import is_assignment_relation, is_relation
-    from sympy import Basic, Eq, MatrixBase, Set, Tuple
+    """number | expression | relation | collection | undefined: what `type matching` compares (module docstring).
 
+    `undefined` (`\\frac{1}{0}`, `0/0`, a symbol named NaN) matches no gold's kind: it is not a number."""
+    from math_verify.grader import is_assignment_relation, is_relation
+    from sympy import Basic, Eq, MatrixBase, S, Set, Symbol, Tuple
+
+    if isinstance(obj, Basic) and (obj.has(S.NaN, S.ComplexInfinity)
+                                   or any(str(s).lower() == "nan" for s in obj.atoms(Symbol))):
+        return "undefined"
     if isinstance(obj, (MatrixBase, Set, Tuple)):
         return "collection"
     if isinstance(obj, Eq) and is_assignment_relation(obj):
@@ -208,28 +273,45 @@ def math_kind(obj: Any) -> str:
     return "number"
 
 
+# OlympiadBench's judge accepts |gold - pred| <= 1.01 * tolerance (eval/auto_scoring_judge.py, numerical_equal).
+TOLERANCE_SLACK = 1.01
+
+
+def _rounds_equal(gold: Any, pred: Any, digits: int) -> bool:
+    try:
+        return round(float(gold), digits) == round(float(pred), digits)
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def _numeric_rule(gold: Any, pred: Any, precision: int | None, tol: float | None) -> bool:
     """The per-item numeric rules (MathVista precision, OlympiadBench tolerance); both sides are numbers."""
     import sympy
 
-    ok = False
-    if precision is not None:
-        try:
-            ok = round(float(gold), precision) == round(float(pred), precision)
-        except (TypeError, ValueError, OverflowError):
-            ok = False
+    ok = precision is not None and _rounds_equal(gold, pred, precision)
     if not ok and tol is not None:
         diff = sympy.N(sympy.Abs(gold - pred), 30)
-        ok = bool(diff.is_real and diff.is_finite and float(diff) <= tol)
+        ok = bool(diff.is_real and diff.is_finite and float(diff) <= tol * TOLERANCE_SLACK)
     return ok
 
 
-def _same_value(gold: Any, pred: Any, precision: int | None, tol: float | None) -> bool:
-    if (precision is not None or tol is not None) and math_kind(gold) == math_kind(pred) == "number":
+def _same_value(gold: Any, pred: Any, precision: int | None, tol: float | None, round2: bool = False) -> bool:
+    numbers = math_kind(gold) == math_kind(pred) == "number"
+    if (precision is not None or tol is not None) and numbers:
         return _numeric_rule(gold, pred, precision, tol)
+    if round2 and numbers and _rounds_equal(gold, pred, 2):
+        return True
     from math_verify import verify
 
     return bool(verify(gold, pred, timeout_seconds=MATH_VERIFY_TIMEOUT))
+
+
+def expand_plus_minus(answers: list[str]) -> list[str]:
+    """Each answer holding `\\pm` becomes two, with `+` and with `-` (OlympiadBench's trans_plus_minus_sign)."""
+    out = []
+    for a in answers:
+        out.extend([a.replace("\\pm", "+"), a.replace("\\pm", "-")] if "\\pm" in a else [a])
+    return out
 
 
 def split_top_level(text: str, sep: str = ",") -> list[str]:
@@ -275,22 +357,30 @@ def _perfect_matching(ok: list[list[bool]]) -> bool:
     return all(place(i, set()) for i in range(len(ok)))
 
 
+_NAN_TEXT = re.compile(r"\A\s*(?:\\(?:mathrm|text|operatorname)\{\s*)?nan\s*\}?\s*\Z", re.IGNORECASE)
+
+
 def math_accuracy(pred: str, record: Record) -> float:
     """0, 0.2 (right kind) or 1.0 (right value) for a math answer; the meta rules as in the module docstring."""
     meta = record.meta or {}
     precision = None if meta.get("precision") is None else int(meta["precision"])
     golds = split_top_level(record.answer) if meta.get("multiple_answers") else [record.answer]
     preds = split_top_level(pred) if meta.get("multiple_answers") else [pred]
+    if len(golds) > 1:
+        preds = expand_plus_minus(preds)
     tols = _tolerances(meta, len(golds), record.id)
+    round2 = record.source.split("/")[0] in ROUND2_SOURCES
     gold_objs = [_parse_gold(g) for g in golds]
     if any(g is None for g in gold_objs):  # a gold math-verify cannot read: plain string rule
         return 1.0 if normalize_string(pred) == normalize_string(record.answer) else 0.0
     if len(preds) != len(golds):
         return 0.0
+    if any(_NAN_TEXT.match(p) for p in preds):  # read as a product of symbols N*a*N: not a number, no type credit
+        return 0.0
     pred_objs = [_parse_math(p) for p in preds]
     if any(p is None for p in pred_objs):
         return 0.0
-    ok = [[_same_value(g, p, precision, tols[i]) for p in pred_objs] for i, g in enumerate(gold_objs)]
+    ok = [[_same_value(g, p, precision, tols[i], round2) for p in pred_objs] for i, g in enumerate(gold_objs)]
     right = _perfect_matching(ok)
     right_kind = right or sorted(map(math_kind, gold_objs)) == sorted(map(math_kind, pred_objs))
     return W_TYPE * right_kind + W_VALUE * right
@@ -301,30 +391,59 @@ _LETTER = re.compile(r"\A(?:\((?P<p>[A-Z])\)|(?P<l>[A-Z])(?=[.:)]|\Z))[.:)]?(?:\
 _TEXT_WRAP = re.compile(r"\A\\(?:text|textbf|mathrm|mathbf)\{(.*)\}\Z|\A\*\*(.*)\*\*\Z", re.DOTALL)
 
 
-def option_letter(answer: str, record: Record) -> str | None:
-    """The option an answer names (a letter among the record's choices), or None; spellings in the module docstring."""
-    s = fold_width(answer).strip()
+def _unwrap_text(s: str) -> str:
     while (m := _TEXT_WRAP.match(s)) is not None:
         s = (m.group(1) if m.group(1) is not None else m.group(2)).strip()
+    return s
+
+
+def option_text_key(text: str) -> str:
+    """An option text (or an answer giving one) in the form compared: math delimiters and `\\text{}` wrappers dropped,
+    then the string normal form (`$\\text{Yes}$` -> `yes`)."""
+    s = fold_width(text).strip()
+    while True:
+        inner = _unwrap_text(extract_answer(s))
+        if inner == s:
+            return normalize_string(s)
+        s = inner
+
+
+def option_letter(answer: str, record: Record) -> str | None:
+    """The option an answer names (a letter among the record's choices), or None; spellings in the module docstring."""
+    s = _unwrap_text(fold_width(answer).strip())
     letters = record.choice_letters()
     m = _LETTER.match(s)
     if m:
         letter = m.group("p") or m.group("l")
-        return letter if letter in letters else None
-    wanted = normalize_string(s)
-    hits = [letters[i] for i, c in enumerate(record.choices or []) if normalize_string(extract_answer(c)) == wanted]
-    return hits[0] if len(hits) == 1 else None
+        if letter in letters:
+            return letter
+    # Not a valid letter: maybe an option's text (MathVision options can be letters outside A-E: `G`, `$S$`).
+    wanted = option_text_key(s)
+    hits = [letters[i] for i, c in enumerate(record.choices or []) if option_text_key(c) == wanted]
+    return hits[0] if hits else None  # several hits: options with the same text are one answer (see choice_accuracy)
 
 
 def choice_accuracy(pred: str, record: Record) -> float:
+    """0.2 for a valid option, 1.0 for the gold one; an option whose text is the gold option's text is the gold one
+    too (real rows repeat options: MathVista `['9', '12', '18', '18']`, gold `18`: either letter is right)."""
     letter = option_letter(pred, record)
     if letter is None:
         return 0.0
-    return W_TYPE + W_VALUE * (letter == record.answer.strip())
+    gold = record.answer.strip()
+    right = letter == gold
+    letters, choices = record.choice_letters(), record.choices or []
+    if not right and gold in letters:
+        right = option_text_key(choices[letters.index(letter)]) == option_text_key(choices[letters.index(gold)])
+    return W_TYPE + W_VALUE * right
 
 
 def string_accuracy(pred: str, record: Record) -> float:
-    return 1.0 if normalize_string(pred) == normalize_string(record.answer) else 0.0
+    if normalize_string(pred) == normalize_string(record.answer):
+        return 1.0
+    # A currency gold (`\$32,\!348`) that a prepare reading `\$` as math mode typed `string`: its value counts too.
+    if "\\$" in record.answer and _parse_gold(record.answer) is not None:
+        return 1.0 if math_accuracy(pred, record) >= 1.0 else 0.0
+    return 0.0
 
 
 ACCURACY: dict[str, Callable[[str, Record], float]] = {
