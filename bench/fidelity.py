@@ -57,7 +57,14 @@ def reward_rule(answer: str, record) -> bool:
     return score(f"<think>x</think><answer>{answer}</answer>", record)["accuracy"] == 1.0
 
 
-JUDGES: dict[str, Callable[[str, object], bool]] = {"reward rule": reward_rule}
+def official_rule(answer: str, record) -> bool | None:
+    """The benchmark's official rule as `evaluation/official.py` re-implements it; None where it needs an LLM judge."""
+    from infimmr_cli.evaluation.official import official_verdict
+
+    return official_verdict(f"<think>x</think><answer>{answer}</answer>", record)
+
+
+JUDGES: dict[str, Callable[[str, object], bool | None]] = {"reward rule": reward_rule, "official rule": official_rule}
 
 
 def option_text(record) -> str | None:
@@ -68,8 +75,11 @@ def option_text(record) -> str | None:
 
     if record.answer_type != "choice" or record.meta.get("choices_in_image") or not record.choices:
         return None
+    from infimmr_cli.rewards.rules import option_text_key
+
     text = record.choices[LETTERS.index(record.answer)]
-    return text if text.strip() and normalise_letter(text) is None else None
+    # `$\text{B}$` is a letter too, once unwrapped (MATH-V 2605: options B, G, O, R, Y)
+    return text if text.strip() and normalise_letter(option_text_key(text)) is None else None
 
 
 def gold_counts(records, judges: dict[str, Callable[[str, object], bool]] = JUDGES) -> dict[str, Counter]:
@@ -86,6 +96,9 @@ def gold_counts(records, judges: dict[str, Callable[[str, object], bool]] = JUDG
         c["option text items"] += text is not None
         for name, judge in judges.items():
             ok = judge(rec.answer, rec)
+            if ok is None:  # the official rule hands this item to an LLM judge: neither right nor wrong by rule
+                c[f"{name}: needs judge"] += 1
+                continue
             c[f"{name}: gold"] += ok
             if not ok:
                 c.setdefault(f"{name}: failed", []).append(rec.id)
@@ -143,7 +156,10 @@ def report(res: dict) -> str:
     for source, c in res["counts"].items():
         scorable = c["items"] - c.get("unscorable", 0)
         for name in JUDGES:
-            line = f"{source}: {name}: gold full marks {_share(c.get(name + ': gold', 0), scorable)}"
+            judged = scorable - c.get(name + ": needs judge", 0)
+            line = f"{source}: {name}: gold full marks {_share(c.get(name + ': gold', 0), judged)}"
+            if c.get(name + ": needs judge"):
+                line += f" (+{c[name + ': needs judge']} left to an LLM judge)"
             if c.get("option text items"):
                 line += f"; option text {_share(c.get(name + ': option text', 0), c['option text items'])}"
             if c.get("unscorable"):

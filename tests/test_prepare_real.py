@@ -16,6 +16,7 @@ import pytest
 from infimmr_cli.commands.prepare import run
 from infimmr_cli.data.records import LETTERS, read_records
 from infimmr_cli.data.sources import VISION_ONLY_QUESTION
+from infimmr_cli.evaluation.official import official_verdict
 from infimmr_cli.rewards.rules import score
 
 REAL = Path(__file__).resolve().parent / "data" / "real"
@@ -27,12 +28,6 @@ SAMPLES = [  # (source, file, rows in the file)
     ("olympiadbench", "olympiadbench/OE_TO_maths_en_COMP.jsonl", 29),
     ("math500", "math500/test.jsonl", 31),
 ]
-# Option texts the reward rule misses today because of a grading rule the grading half of issue 10 fixes (§2: option
-# texts wrapped in `$\text{…}$` / `$…$` are normalised on both sides before comparing). Scored in their own xfail
-# test.
-GRADING_FIXES = {("mathvision", "1946"), ("mathvision", "2203")}
-
-
 def _prepare(tmp_path: Path, source: str, inp: Path):
     out = tmp_path / "out" / "records.jsonl"
     summary = run(source, inp, out, quiet=True)
@@ -41,7 +36,9 @@ def _prepare(tmp_path: Path, source: str, inp: Path):
 
 
 def _full_marks(answer: str, rec) -> bool:
-    return score(f"<think>x</think><answer>{answer}</answer>", rec)["accuracy"] == 1.0
+    """Full marks under the reward rule AND right under the official rule (where it decides without an LLM judge)."""
+    completion = f"<think>x</think><answer>{answer}</answer>"
+    return score(completion, rec)["accuracy"] == 1.0 and official_verdict(completion, rec) is not False
 
 
 @pytest.fixture(scope="module")
@@ -63,16 +60,16 @@ def test_every_real_row_prepares_and_every_gold_scores_full_marks(prepared, sour
     assert wrong == []
     text_wrong = []
     for r in recs.values():
-        if r.answer_type == "choice" and not r.meta.get("choices_in_image") and (source, r.id) not in GRADING_FIXES:
+        if r.answer_type == "choice" and not r.meta.get("choices_in_image"):
             text = r.choices[LETTERS.index(r.answer)]
             if text.strip() and not (len(text) == 1 and text in LETTERS) and not _full_marks(text, r):
                 text_wrong.append(r.id)
     assert text_wrong == []
 
 
-@pytest.mark.xfail(reason="grading: issue 10 §2", strict=False)
-@pytest.mark.parametrize("rid", sorted(i for _, i in GRADING_FIXES))
+@pytest.mark.parametrize("rid", ["1946", "2203"])
 def test_dollar_text_wrapped_option_text_scores(prepared, rid):
+    # option texts wrapped in `$…$` / `$\text{…}$` are normalised on both sides before comparing (issue 10 §2)
     _, recs, _ = prepared[("mathvision", "mathvision/data/test.jsonl")]
     r = recs[rid]
     assert _full_marks(r.choices[LETTERS.index(r.answer)], r)

@@ -178,7 +178,8 @@ def gold_answer_type(gold: str) -> str:
         return "string"
     from math_verify import parse
 
-    parsed = parse(g if "$" in g else f"${g}$", parsing_timeout=5)
+    # `\$36` is a currency sign, not a math delimiter: such a gold is read in math mode like any other.
+    parsed = parse(g if "$" in g.replace("\\$", "") else f"${g}$", parsing_timeout=5)
     return "math" if parsed else "string"
 
 

@@ -36,7 +36,8 @@ import re
 from typing import Any, Callable
 
 from infimmr_cli.data.records import Record
-from infimmr_cli.rewards.rules import MAX_ANSWER_CHARS, last_box, answer_block, extract_answer, has_math_delimiter
+from infimmr_cli.rewards.rules import (MAX_ANSWER_CHARS, answer_block, extract_answer, has_math_delimiter, last_box,
+                                       normalize_string)
 
 NEEDS_JUDGE = None
 
@@ -337,7 +338,12 @@ def mathvision_verdict(completion: str, record: Record) -> bool:
             value = record.choices[letters.index(record.answer)]
     text, formatted = answer_text(completion)
     # Our extraction first when the format held (a box inside the block is what evaluate.py looks for).
-    model = mathv_model_answer(extract_answer(text) if formatted else text)
+    extracted = extract_answer(text) if formatted else text
+    # Deliberate difference (README): the gold option's text, given whole, is right even where MATH-V's clean-up would
+    # mangle it first (`Basket 5` -> `5`); its is_equal means to accept the option text, as REFERENCE-NOTES reads it.
+    if value and normalize_string(extracted) == normalize_string(extract_answer(value)):
+        return True
+    model = mathv_model_answer(extracted)
     return mathv_is_equal(gold, model) or mathv_is_equal(value, model)
 
 
@@ -575,11 +581,26 @@ OFFICIAL: dict[str, Callable[[str, Record], bool | None]] = {
 }
 
 
+def _is_the_gold(completion: str, record: Record) -> bool:
+    """Deliberate difference (README): an answer that IS the gold (math delimiters dropped, spaces collapsed) is right.
+
+    Every official script means this, but MATH-V's and OlympiadBench's clean-up of the answer side can mangle a gold
+    before comparing it with itself (MATH-V test 2804 `\\frac{90}{23}^{\\circ}`, OlympiadBench 2349 `221,$8`).
+    """
+    text, formatted = answer_text(completion)
+    if not formatted or record.answer_type == "choice":  # a gold letter is compared by the official rule itself
+        return False
+    gold = " ".join(extract_answer(official_gold(record)).split())
+    return bool(gold) and " ".join(extract_answer(text).split()) == gold
+
+
 def official_verdict(completion: str, record: Record) -> bool | None:
     """True / False under the benchmark's official rule, None when it needs an LLM judge (or has no official rule)."""
     rule = OFFICIAL.get(bench_of(record))
     if rule is None:
         return NEEDS_JUDGE
+    if bench_of(record) in ("mathvision", "olympiadbench") and _is_the_gold(completion, record):
+        return True
     try:
         return rule(completion, record)
     except RecursionError:
