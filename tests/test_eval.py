@@ -240,6 +240,18 @@ def test_compare_table_in_the_paper_shape_as_markdown_and_png(data_dir, tmp_path
     assert with_paper.splitlines()[0] == "| model | MATH500 | MathVerse | MathVision | OlympiadBench | MathVista |"
     with pytest.raises(UsageError, match="no results.json"):
         compare_cmd.run([str(tmp_path / "nothing")], tmp_path / "t3", quiet=True)
+    # Table 2's shape (RQ2): its four multimodal columns, its three paper rows
+    table2 = compare_cmd.run([f"capfre={runs['mre']}"], tmp_path / "t4", with_paper=True, table="2", quiet=True).text
+    assert table2.splitlines()[:6] == [
+        "| model | MathVerse | MathVision | OlympiadBench | MathVista |",
+        "|---|---:|---:|---:|---:|",
+        "| capfre | 100.00 (4/4) | – | 100.00 (3/3) | – |",
+        "| Infi-MMR_FRA (paper) | 40.8 | 23.91 | 19.33 | 62.9 |",
+        "| Infi-MMR_CMRA (paper) | 42.84 | 26.34 | 19.33 | 63.5 |",
+        "| Infi-MMR_CapFre (paper) | 41.94 | 25.88 | 18.67 | 63.9 |",
+    ]
+    with pytest.raises(UsageError, match="--table: '3'"):
+        compare_cmd.run([str(runs["base"])], tmp_path / "t5", table="3", quiet=True)
 
 
 def _gold(bench: str, data_dir: Path, tmp: Path, rid: str) -> str:
