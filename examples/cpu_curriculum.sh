@@ -5,6 +5,7 @@
 #   WORK=runs/cpu_curriculum  where everything goes (delete it to start over)
 #   STEPS=3                   rollout steps per phase
 #   N_TEXT=24 N_IMAGE=24 N_BENCH=6 EVAL_LIMIT=4   data sizes (the test of this script runs it smaller)
+#   ABLATION=capfre|vision_first   then run that ablation recipe (paper Table 2 / Figure 3) on the same work folder
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export WORK=${WORK:-runs/cpu_curriculum}
@@ -34,4 +35,9 @@ export TRAIN_ARGS="--steps $STEPS --set deepspeed="" --set prompts_per_step=4 --
 # Each phase validates on the toy MathVista items before, during and after training (curves in plots/).
 export VAL_BENCH=${VAL_BENCH:-mathvista} VAL_LIMIT=${VAL_LIMIT:-$N_BENCH}
 export EVAL_ARGS="--engine hf --limit $EVAL_LIMIT --max-new-tokens 24 --batch-size 8"
+case "${ABLATION:-}" in
+  ""|capfre|vision_first) ;;
+  *) echo "ABLATION: '$ABLATION' is not capfre or vision_first" >&2; exit 2;;
+esac
 time bash recipes/curriculum.sh
+if [ -n "${ABLATION:-}" ]; then time bash "recipes/ablations/$ABLATION.sh"; fi

@@ -31,10 +31,19 @@ def test_every_command_help_shows_an_example(name):
     assert f"infimmr {name}" in " ".join(example.split())
 
 
-@pytest.mark.parametrize("script", sorted((REPO / "recipes").glob("*.sh")) + sorted((REPO / "examples").glob("*.sh")),
+@pytest.mark.parametrize("script", sorted((REPO / "recipes").rglob("*.sh")) + sorted((REPO / "examples").glob("*.sh")),
                          ids=lambda p: p.name)
 def test_shell_recipes_parse(script):
     subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def test_an_ablation_without_the_curriculum_says_what_to_run_first(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "WORK": str(tmp_path / "work"), "MODEL": str(tmp_path / "model")}
+    for name in ("capfre", "vision_first"):
+        proc = subprocess.run(["bash", str(REPO / "recipes" / "ablations" / f"{name}.sh")], env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == 2
+        assert "mm.clean.jsonl is missing: run recipes/curriculum.sh with WORK=" in proc.stderr
 
 
 @pytest.mark.parametrize("phase", ["fra", "cmra", "mre"])

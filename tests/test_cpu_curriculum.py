@@ -62,8 +62,17 @@ def test_cpu_curriculum_leaves_every_artifact(tmp_path):
                            capture_output=True, text=True, timeout=120)
     assert shown.returncode == 0 and "step 1 · mre" in shown.stdout, shown.stderr
 
-    # A rerun finds every step complete and redoes nothing.
-    again = subprocess.run(["bash", str(REPO / "examples" / "cpu_curriculum.sh")], env=env, capture_output=True,
-                           text=True, timeout=1200)
-    assert again.returncode == 0, again.stderr[-4000:]
+    # A rerun finds every curriculum step complete and redoes nothing; with ABLATION=capfre it then runs the Table 2
+    # ablation on top, reusing the FRA model, the data and the evals already done.
+    again = subprocess.run(["bash", str(REPO / "examples" / "cpu_curriculum.sh")], env={**env, "ABLATION": "capfre"},
+                           capture_output=True, text=True, timeout=1200)
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
     assert again.stdout.count("skip:") >= 9 and "train-phase fra" not in again.stdout
+    assert "train-phase mre" in again.stdout  # CapFre: the MRE view straight after FRA
+    capfre = work / "ablations" / "capfre"
+    assert json.loads((capfre / "run_config.json").read_text())["config"]["init"].endswith("fra/final")
+    table2 = (work / "ablations" / "table2" / "compare.md").read_text().splitlines()
+    assert table2[0].startswith("| model | MathVerse reward | MathVerse official | MathVision reward |")
+    assert "MATH500" not in table2[0]
+    assert [line.split(" | ")[0] for line in table2[2:5]] == ["| fra", "| cmra", "| capfre"]
+    assert "| Infi-MMR_CapFre (paper) | – | 41.94 | – | 25.88 | – | 18.67 | – | 63.9 |" in table2

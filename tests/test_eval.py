@@ -283,6 +283,19 @@ def test_compare_table_in_the_paper_shape_as_markdown_and_png(data_dir, tmp_path
     assert "| legacy | 66.67 (2/3) | – |" in compare_cmd.run([str(legacy)], tmp_path / "t4", quiet=True).text
     with pytest.raises(UsageError, match="no results.json"):
         compare_cmd.run([str(tmp_path / "nothing")], tmp_path / "t3", quiet=True)
+    # Table 2's shape (RQ2): its four multimodal columns, its three paper rows
+    table2 = compare_cmd.run([f"capfre={runs['mre']}"], tmp_path / "t5", with_paper=True, table="2", quiet=True).text
+    assert table2.splitlines()[:6] == [
+        "| model | MathVerse reward | MathVerse official | MathVision reward | MathVision official | "
+        "OlympiadBench reward | OlympiadBench official | MathVista reward | MathVista official |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| capfre | 100.00 (4/4) | 100.00 (3/3) +1 judge | – | – | 100.00 (3/3) | 100.00 (3/3) | – | – |",
+        "| Infi-MMR_FRA (paper) | – | 40.8 | – | 23.91 | – | 19.33 | – | 62.9 |",
+        "| Infi-MMR_CMRA (paper) | – | 42.84 | – | 26.34 | – | 19.33 | – | 63.5 |",
+        "| Infi-MMR_CapFre (paper) | – | 41.94 | – | 25.88 | – | 18.67 | – | 63.9 |",
+    ]
+    with pytest.raises(UsageError, match="--table: '3'"):
+        compare_cmd.run([str(runs["base"])], tmp_path / "t6", table="3", quiet=True)
 
 
 def _gold(bench: str, data_dir: Path, tmp: Path, rid: str) -> str:

@@ -39,3 +39,25 @@ def test_missing_or_broken_metrics_are_named(tmp_path):
     (tmp_path / "bad" / "metrics.jsonl").write_text('{"step": 1}\n{oops\n')
     with pytest.raises(UsageError, match=r"metrics.jsonl:2: <line>: not valid JSON"):
         run([str(tmp_path / "bad")], tmp_path / "plots")
+
+
+def test_figure3_overlays_runs_on_their_own_steps_with_the_validation_row_at_zero():
+    from infimmr_cli.commands.plot import overlaid_series
+
+    runs = [("text_rl", [{"step": 0, "val_accuracy": 0.1}, {"step": 1, "response_len_mean": 5.0},
+                         {"step": 2, "response_len_mean": 7.0, "val_accuracy": 0.3}]),
+            ("vision_rl", [{"step": 0, "val_accuracy": 0.1}, {"step": 1, "response_len_mean": 4.0}])]
+    assert overlaid_series(runs, "val_accuracy") == [("text_rl", [0, 2], [0.1, 0.3]), ("vision_rl", [0], [0.1])]
+    assert overlaid_series(runs, "response_len_mean") == [("text_rl", [1, 2], [5.0, 7.0]), ("vision_rl", [1], [4.0])]
+
+
+def test_figure3_needs_validation_rows_and_writes_figure3_png(tmp_path):
+    write_run(tmp_path / "text", [0.1, 0.2])
+    with pytest.raises(UsageError, match="--val-data"):
+        run([str(tmp_path / "text")], tmp_path / "plots", figure="figure3")
+    with (tmp_path / "text" / "metrics.jsonl").open("a") as fh:
+        fh.write(json.dumps({"step": 3, "val_accuracy": 0.5, "response_len_mean": 12}) + "\n")
+    png = run([f"text_rl={tmp_path / 'text'}"], tmp_path / "plots", figure="figure3")
+    assert png.name == "figure3.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(UsageError, match="--figure: 'fig9'"):
+        run([str(tmp_path / "text")], tmp_path / "plots", figure="fig9")

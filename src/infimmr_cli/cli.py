@@ -197,17 +197,20 @@ def eval_cmd(
         seed=seed, limit=limit, dtype=dtype, workers=workers, reward=reward)
 
 
-@app.command("compare", epilog="Example: infimmr compare base=runs/eval/base fra=runs/eval/fra cmra=runs/eval/cmra "
-                              "mre=runs/eval/mre --out runs/eval/table --with-paper")
+@app.command("compare", epilog="Examples: infimmr compare base=runs/eval/base fra=runs/eval/fra cmra=runs/eval/cmra "
+                              "mre=runs/eval/mre --out runs/eval/table --with-paper  ·  infimmr compare "
+                              "fra=runs/eval/fra cmra=runs/eval/cmra capfre=runs/eval/capfre --table 2 --with-paper")
 def compare_cmd(
     runs: Annotated[list[str], typer.Argument(help="Eval folders (with results.json), as DIR or label=DIR, in row order.")],
     out: Annotated[Path, typer.Option(help="Where compare.md, compare.png and compare.json go.")] = Path("."),
     with_paper: Annotated[bool, typer.Option(help="Add the paper's reported rows (Tables 1-2).")] = False,
+    table: Annotated[Optional[str], typer.Option(help="Shape of the paper's Table 1 or 2: its columns, and its rows "
+                                                      "under --with-paper (2: FRA, CMRA, CapFre; no MATH500).")] = None,
 ) -> None:
     """One table of checkpoints x benchmarks (the paper's Table 1 shape), as Markdown and a PNG chart."""
     from infimmr_cli.commands.compare import run
 
-    run(runs, out, with_paper=with_paper)
+    run(runs, out, with_paper=with_paper, table=table)
 
 
 @app.command("export", epilog="Example: infimmr export --ckpt runs/mre --out models/infimmr-3b --dtype bf16")
@@ -243,15 +246,19 @@ def score(
     run(records, completions, out=out, workers=workers, timeout=timeout, reward=reward)
 
 
-@app.command("plot", epilog="Example: infimmr plot fra=runs/fra cmra=runs/cmra mre=runs/mre --out runs/plots")
+@app.command("plot", epilog="Examples: infimmr plot fra=runs/fra cmra=runs/cmra mre=runs/mre --out runs/plots  ·  "
+                            "infimmr plot --figure figure3 text_rl=runs/fra vision_rl=runs/ablations/vision_first")
 def plot(
     runs: Annotated[list[str], typer.Argument(help="train-phase run directories in curriculum order (DIR or label=DIR).")],
-    out: Annotated[Path, typer.Option(help="Folder for curriculum.png.")] = Path("plots"),
+    out: Annotated[Path, typer.Option(help="Folder for the PNG.")] = Path("plots"),
+    figure: Annotated[str, typer.Option(help="curriculum (phases end to end: curriculum.png) or figure3 (runs "
+                                             "overlaid: validation accuracy and response length, figure3.png).")]
+    = "curriculum",
 ) -> None:
-    """Chart reward, accuracy and response length per step across the phases (from each run's metrics.jsonl)."""
+    """Chart training curves from each run's metrics.jsonl: the curriculum end to end, or the paper's Figure 3."""
     from infimmr_cli.commands.plot import run
 
-    run(runs, out)
+    run(runs, out, figure=figure)
 
 
 @app.command("inspect", epilog="Examples: infimmr inspect runs/fra  ·  infimmr inspect runs/fra --step 20 --worst  ·  "

@@ -19,11 +19,18 @@ class CompareOutput:
     text: str
 
 
-def run(runs: list[str], out: str | Path, with_paper: bool = False, quiet: bool = False) -> CompareOutput:
-    """runs: `DIR` or `label=DIR`, each an `infimmr eval --out` folder. Writes OUT/compare.{md,png,json}."""
+def run(runs: list[str], out: str | Path, with_paper: bool = False, quiet: bool = False,
+        table: str | None = None) -> CompareOutput:
+    """runs: `DIR` or `label=DIR`, each an `infimmr eval --out` folder. Writes OUT/compare.{md,png,json}.
+
+    `table`: "1" or "2" gives the shape of that table of the paper (its columns; its rows under `with_paper`).
+    """
     from infimmr_cli.evaluation import compare
+    from infimmr_cli.evaluation.paper import TABLES
     from infimmr_cli.files import atomic_write_text
 
+    if table is not None and table not in TABLES:
+        raise UsageError(f"--table: {table!r} is not one of {', '.join(TABLES)}")
     if not runs:
         raise UsageError("--compare: give at least one eval folder (DIR or label=DIR)")
     rows = [compare.load_row(*compare.parse_run_arg(r)) for r in runs]
@@ -32,7 +39,9 @@ def run(runs: list[str], out: str | Path, with_paper: bool = False, quiet: bool 
     if dupes:
         raise UsageError(f"--compare: label {dupes[0]!r} used twice; name the runs with label=DIR")
     if with_paper:
-        rows = rows + compare.paper_rows()
+        rows = rows + compare.paper_rows(table)
+    if table is not None:
+        rows = compare.restrict(rows, table)
     out = Path(out)
     text = compare.to_markdown(rows)
     md, png, js = out / "compare.md", out / "compare.png", out / "compare.json"

@@ -1,7 +1,12 @@
-"""`infimmr plot`: reward, accuracy and response length per step across the curriculum's phases, as PNG charts.
+"""`infimmr plot`: training curves as PNG charts, in two shapes.
 
-Each run directory's `metrics.jsonl` is one phase; phases are drawn one after another on a shared step axis, with a
-vertical line where one phase hands over to the next, so the curriculum reads left to right as in the paper's Figure 3.
+- `curriculum` (default, `curriculum.png`): each run directory's `metrics.jsonl` is one phase; phases are drawn one after
+  another on a shared step axis, with a vertical line where one phase hands over to the next, so the curriculum reads
+  left to right (reward, accuracy reward, response length, and the validation accuracy where the runs validated).
+- `figure3` (`figure3.png`, the paper's Figure 3): the runs overlaid on their own step axes, one line per run, in two
+  panels: benchmark accuracy (the run's validation on `--val-data`, e.g. a prepared multimodal benchmark) and mean
+  response length in tokens (the completions' token ids, i.e. counted with the model's own tokenizer). For RQ1:
+  `infimmr plot --figure figure3 text_rl=runs/fra vision_rl=runs/ablations/vision_first`.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ PANELS = (("reward_mean", "mean reward"), ("accuracy_mean", "mean accuracy rewar
           ("response_len_mean", "mean response length (tokens)"))
 # Drawn when a run validated during training (`--val-data`): the held-out accuracy beside the training reward.
 VAL_PANEL = ("val_accuracy", "validation accuracy")
+FIGURE3_PANELS = (("val_accuracy", "benchmark accuracy (validation)"), ("response_len_mean", "mean response length (tokens)"))
+FIGURES = ("curriculum", "figure3")
 
 
 def parse_run(spec: str) -> tuple[str, Path]:
@@ -50,7 +57,13 @@ def curriculum_series(runs: list[tuple[str, list[dict]]], key: str) -> list[tupl
     return out
 
 
-def run(specs: list[str], out: str | Path, console: Console | None = None) -> Path:
+def overlaid_series(runs: list[tuple[str, list[dict]]], key: str) -> list[tuple[str, list[int], list[float]]]:
+    """Per run: (label, its own steps, values) for rows that have `key` (step 0 = before training)."""
+    return [(label, [int(r["step"]) for r in rows if key in r], [float(r[key]) for r in rows if key in r])
+            for label, rows in runs]
+
+
+def run(specs: list[str], out: str | Path, console: Console | None = None, figure: str = "curriculum") -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -59,9 +72,13 @@ def run(specs: list[str], out: str | Path, console: Console | None = None) -> Pa
     console = console or Console()
     if not specs:
         raise UsageError("plot: name at least one run directory")
+    if figure not in FIGURES:
+        raise UsageError(f"--figure: {figure!r} is not one of {', '.join(FIGURES)}")
     runs = [(label, read_metrics(path)) for label, path in map(parse_run, specs)]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if figure == "figure3":
+        return _figure3(plt, runs, out, console)
     panels = PANELS + ((VAL_PANEL,) if any(VAL_PANEL[0] in r for _, rows in runs for r in rows) else ())
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), sharex=True)
     for ax, (key, title) in zip(axes, panels):
@@ -74,10 +91,30 @@ def run(specs: list[str], out: str | Path, console: Console | None = None) -> Pa
     axes[0].legend(loc="best", fontsize=8)
     axes[-1].set_xlabel("rollout step (phases end to end)")
     fig.tight_layout()
-    png = out / "curriculum.png"
-    tmp = out / ".curriculum.png.tmp"
+    return _save(plt, fig, out / "curriculum.png", runs, console)
+
+
+def _figure3(plt, runs, out: Path, console: Console) -> Path:
+    """The paper's Figure 3: accuracy and response length against steps, one line per run, each on its own axis."""
+    if not any("val_accuracy" in r for _, rows in runs for r in rows):
+        raise UsageError("--figure figure3: no run has validation rows; train them with --val-data (a prepared "
+                         "multimodal benchmark) so accuracy is known at every val_every steps")
+    fig, axes = plt.subplots(1, len(FIGURE3_PANELS), figsize=(11, 3.8))
+    for ax, (key, title) in zip(axes, FIGURE3_PANELS):
+        for label, xs, ys in overlaid_series(runs, key):
+            ax.plot(xs, ys, marker="o", markersize=3, label=label)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("rollout step")
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return _save(plt, fig, out / "figure3.png", runs, console)
+
+
+def _save(plt, fig, png: Path, runs, console: Console) -> Path:
+    tmp = png.with_name(f".{png.name}.tmp")
     fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     tmp.replace(png)
-    console.print(f"plot: {png} ({', '.join(f'{label}: {len(rows)} steps' for label, rows in runs)})")
+    console.print(f"plot: {png} ({', '.join(f'{label}: {len(rows)} rows' for label, rows in runs)})")
     return png

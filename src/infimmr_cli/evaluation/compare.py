@@ -15,7 +15,7 @@ from typing import Any
 
 from infimmr_cli.errors import UsageError
 from infimmr_cli.evaluation.benches import BENCHES, TABLE1_ORDER
-from infimmr_cli.evaluation.paper import PAPER
+from infimmr_cli.evaluation.paper import PAPER, TABLES
 from infimmr_cli.evaluation.report import RESULTS, read_results
 
 
@@ -71,9 +71,17 @@ def load_row(label: str, run_dir: str | Path) -> Row:
     return Row(label, cells, official=official)
 
 
-def paper_rows() -> list[Row]:
-    return [Row(f"{model} (paper)", {}, paper=True, official={b: Cell(p) for b, p in row.items()})
-            for model, row in PAPER.items()]
+def paper_rows(table: str | None = None) -> list[Row]:
+    """The paper's rows (in the official column): all of them, or those of one of its tables (`TABLES`)."""
+    models = TABLES[table]["rows"] if table else list(PAPER)
+    return [Row(f"{m} (paper)", {}, paper=True, official={b: Cell(p) for b, p in PAPER[m].items()}) for m in models]
+
+
+def restrict(rows: list[Row], table: str) -> list[Row]:
+    """Keep only the columns of one of the paper's tables (e.g. Table 2 has no MATH500)."""
+    keep = set(TABLES[table]["columns"])
+    return [Row(r.label, {b: c for b, c in r.cells.items() if b in keep}, r.paper,
+                {b: c for b, c in r.official.items() if b in keep}) for r in rows]
 
 
 def columns(rows: list[Row]) -> list[str]:

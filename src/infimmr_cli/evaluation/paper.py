@@ -17,3 +17,13 @@ PAPER: dict[str, dict[str, float]] = {
     # Table 2: phase 2 on ViRL39K without captions (the ablation), MATH500 not reported.
     "Infi-MMR_CapFre": {"mathverse": 41.94, "mathvision": 25.88, "olympiadbench": 18.67, "mathvista": 63.9},
 }
+
+
+# The rows and columns of each table the paper prints: Table 1 (main results), Table 2 (phase-2 data ablation, RQ2:
+# from the FRA model, caption-augmented CMRA vs caption-free CapFre, multimodal benchmarks only).
+TABLES: dict[str, dict[str, list[str]]] = {
+    "1": {"rows": ["Qwen2.5-VL-3B", "Infi-MMR_FRA", "Infi-MMR_CMRA", "Infi-MMR-3B"],
+          "columns": ["math500", "mathverse", "mathvision", "olympiadbench", "mathvista"]},
+    "2": {"rows": ["Infi-MMR_FRA", "Infi-MMR_CMRA", "Infi-MMR_CapFre"],
+          "columns": ["mathverse", "mathvision", "olympiadbench", "mathvista"]},
+}
