@@ -1,0 +1,76 @@
+"""A bad item costs that item, never the run (issue 12): bombs, corrupt images, huge prompts, bad text, in every stage.
+
+Each test writes real hostile files (a PNG whose header claims 30000x30000, a PNG cut in half, bytes that are no image)
+and runs the stage on them beside good records: the good records come out as usual, the bad ones are reported in the
+record, in `<out>.warnings.jsonl` and on screen, and the run exits normally.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+import badfiles
+from infimmr_cli.data.images import ImageError, image_size, load_image
+from infimmr_cli.data.item_errors import warnings_path
+
+
+def _warnings(out: Path) -> dict[str, str]:
+    return {w["id"]: w["error"] for w in map(json.loads, warnings_path(out).read_text().splitlines())}
+
+
+def _spoil(folder: Path, rid: str, how) -> None:
+    """Replace the first image of record `rid` (written by make_records) with a hostile file."""
+    how(folder / "img" / f"{rid}_0.png")
+
+
+# ---- the one image-loading edge ---------------------------------------------------------------------------------
+def test_bombs_and_broken_files_raise_one_error_type_before_decoding(tmp_path, monkeypatch):
+    bomb = badfiles.bomb_png(tmp_path / "bomb.png")                       # over Pillow's own limit
+    big = badfiles.bomb_png(tmp_path / "big.png", 8000, 8000)             # under Pillow's, over ours (50 M)
+    truncated = badfiles.truncated_png(tmp_path / "cut.png")
+    garbage = badfiles.garbage_image(tmp_path / "junk.png")
+    for path, words in ((bomb, "too large"), (big, "over the limit of 50,000,000"), (truncated, "truncated"),
+                        (garbage, "cannot read image"), (tmp_path / "none.png", "not found")):
+        with pytest.raises(ImageError, match=words) as info:
+            load_image(path)
+        assert str(path) in str(info.value)
+    assert image_size(truncated) == (64, 48)  # the header alone is fine: only decoding finds the cut
+    monkeypatch.setenv("INFIMMR_MAX_IMAGE_PIXELS", "100000000")
+    assert image_size(big) == (8000, 8000)
+    monkeypatch.setenv("INFIMMR_MAX_IMAGE_PIXELS", "2000")
+    with pytest.raises(ImageError, match="3,072 pixels, over the limit of 2,000"):
+        image_size(truncated)
+
+
+# ---- classify and caption --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("stage", ["classify", "caption"])
+def test_classify_and_caption_report_bad_images_and_finish(stage, tmp_path):
+    from test_classify_caption import ScriptedEngine, factory, make_records
+
+    from infimmr_cli.commands import caption, classify
+    from infimmr_cli.data.records import read_records
+
+    types_ = {"image_type": "chart"}
+    src = make_records(tmp_path, [("good", [1]), ("bomb", [2]), ("cut", [3]), ("junk", [4, 5]), ("t", [])],
+                       **{k: types_ for k in ("good", "bomb", "cut", "junk")})
+    _spoil(tmp_path, "bomb", badfiles.bomb_png)
+    _spoil(tmp_path, "cut", badfiles.truncated_png)
+    _spoil(tmp_path, "junk", badfiles.garbage_image)
+    engine = ScriptedEngine(lambda tag, req: "chart")
+    console = Console(record=True, width=200)
+    module = classify if stage == "classify" else caption
+    out = module.run(src, tmp_path / "out.jsonl", engine_factory=factory(engine), batch_size=2, console=console)
+    recs = {r.id: r for r in read_records(out)}
+    assert list(recs) == ["good", "bomb", "cut", "junk", "t"]
+    key = f"{stage}_error"
+    assert key not in recs["good"].meta and key not in recs["t"].meta
+    assert "too large" in recs["bomb"].meta[key] and "truncated" in recs["cut"].meta[key]
+    assert "cannot read image" in recs["junk"].meta[key]
+    assert len(engine.requests) == 1  # only the good image reached the model
+    assert set(_warnings(out)) == {"bomb", "cut", "junk"}
+    text = console.export_text()
+    assert "3 records could not be processed" in text and str(warnings_path(out)) in text.replace("\n", "")
