@@ -74,3 +74,48 @@ def test_classify_and_caption_report_bad_images_and_finish(stage, tmp_path):
     assert set(_warnings(out)) == {"bomb", "cut", "junk"}
     text = console.export_text()
     assert "3 records could not be processed" in text and str(warnings_path(out)) in text.replace("\n", "")
+
+
+# ---- eval ---------------------------------------------------------------------------------------------------------
+def _bench_records(folder: Path, huge_question: bool = True) -> Path:
+    """MathVista-sourced records: two good images, a bomb, a truncated image, and (optionally) a 1 MB question."""
+    from PIL import Image
+
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for rid in ("good1", "bomb", "cut", "good2"):
+        Image.new("RGB", (56, 56), (10, 200, 30)).save(folder / "img" / f"{rid}.png")
+        rows.append({"id": rid, "source": "mathvista/testmini", "question": f"What is shown in {rid}?", "answer": "1",
+                     "answer_type": "math", "images": [f"img/{rid}.png"]})
+    badfiles.bomb_png(folder / "img" / "bomb.png")
+    badfiles.truncated_png(folder / "img" / "cut.png")
+    if huge_question:
+        rows.append({"id": "huge", "source": "mathvista/testmini", "question": "Is 1 + 1 = 2? " * 80_000,
+                     "answer": "1", "answer_type": "math"})
+    path = folder / "records.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_eval_scores_bad_images_and_huge_prompts_zero_and_goes_on(tmp_path, tiny_model_dir):
+    from conftest import run_cli
+
+    recs = _bench_records(tmp_path / "data")
+    assert recs.stat().st_size > 1_000_000
+    out = tmp_path / "eval"
+    proc = run_cli("eval", "--bench", "mathvista", "--records", recs, "--model", tiny_model_dir, "--out", out,
+                   "--engine", "hf", "--max-new-tokens", "4", "--batch-size", "8", "--max-prompt-len", "4096",
+                   COLUMNS="250")
+    preds = {p["id"]: p for p in map(json.loads, (out / "mathvista" / "predictions.jsonl").read_text().splitlines())}
+    assert list(preds) == ["good1", "bomb", "cut", "good2", "huge"]
+    for rid in ("bomb", "cut", "huge"):
+        assert preds[rid]["completion"] == "" and preds[rid]["accuracy"] == 0.0 and not preds[rid]["correct"]
+        assert preds[rid]["finish_reason"] == "skipped"
+    assert "too large" in preds["bomb"]["error"] and "truncated" in preds["cut"]["error"]
+    assert "over --max-prompt-len 4096" in preds["huge"]["error"]
+    assert "error" not in preds["good1"] and preds["good1"]["completion_tokens"] > 0
+    warned = _warnings(out / "mathvista" / "predictions.jsonl")
+    assert set(warned) == {"bomb", "cut", "huge"}
+    entry = json.loads((out / "results.json").read_text())["benchmarks"]["mathvista"]
+    assert entry["accuracy"]["n"] == 5 and entry["not_generated"]["count"] == 3
+    assert "3 items not generated" in proc.stdout

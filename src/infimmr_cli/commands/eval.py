@@ -27,6 +27,9 @@ from infimmr_cli.data.records import Record, RecordError, iter_json_lines, norma
 from infimmr_cli.files import atomic_write_text, partial_path
 
 DEFAULT_MAX_NEW_TOKENS = 2048
+# Longest prompt (tokens after image expansion) sent to the model; a longer one is scored 0 and listed, never generated:
+# a 1 MB question would otherwise ask the engine for a terabyte. 16384 holds the largest image Qwen2.5-VL accepts.
+DEFAULT_MAX_PROMPT_LEN = 16384
 HF_BATCH, VLLM_BATCH = 8, 256
 
 
@@ -86,14 +89,48 @@ def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def prediction_line(rec: Record, completion: str, score: dict[str, Any], finish_reason: str | None = None,
-                    n_tokens: int | None = None) -> dict[str, Any]:
+                    n_tokens: int | None = None, error: str | None = None) -> dict[str, Any]:
     from infimmr_cli.evaluation.tally import is_correct
     from infimmr_cli.data.prompt import question_text
 
-    return {"id": rec.id, "prompt": question_text(rec), "completion": completion, "extracted": score.get("extracted"),
+    line = {"id": rec.id, "prompt": question_text(rec), "completion": completion, "extracted": score.get("extracted"),
             "gold": rec.answer, "format": score.get("format"), "accuracy": score.get("accuracy"),
             "overall": score.get("overall"), "correct": is_correct(score), "finish_reason": finish_reason,
             "completion_tokens": n_tokens}
+    if error:  # the item was never generated (unreadable image, prompt too long): it counts, as wrong
+        line["error"] = error
+    return line
+
+
+def skipped_line(rec: Record, error: str) -> dict[str, Any]:
+    """The prediction of an item the model never saw: empty completion, every reward 0."""
+    return prediction_line(rec, "", {"format": 0.0, "accuracy": 0.0, "overall": 0.0}, "skipped", 0, error)
+
+
+def build_request(rec: Record, processor, max_prompt_len: int):
+    """The engine request for one record; ImageError when an image cannot be read or the prompt is over the limit.
+
+    The length is counted from the image headers before any image is decoded (training.batching.prompt_length, as
+    train-phase counts it); a processor without a tokenizer (a test's fake engine) skips the count.
+    """
+    from infimmr_cli.data.images import ImageError, image_size, load_record_images
+    from infimmr_cli.data.prompt import build_messages
+    from infimmr_cli.rollout.base import Request
+
+    messages = build_messages(rec)
+    if getattr(processor, "tokenizer", None) is not None:
+        from infimmr_cli.training.batching import prompt_length
+
+        sizes = [image_size(p) for p in rec.image_paths()]
+        try:
+            n = prompt_length(processor, messages, sizes)
+        except ImageError:
+            raise
+        except ValueError as exc:  # the resize rule refuses the image (aspect ratio over 200)
+            raise ImageError(f"{rec.image_paths()}: {exc}") from None
+        if n > max_prompt_len:
+            raise ImageError(f"prompt is {n} tokens, over --max-prompt-len {max_prompt_len}")
+    return Request(messages, load_record_images(rec, processor))
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -104,7 +141,8 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 # ---------------------------------------------------------------- provenance
 
 
-def check_origin(run_json: Path, origin: dict[str, Any], keys=("model", "sampling", "system_prompt", "reward")) -> None:
+def check_origin(run_json: Path, origin: dict[str, Any],
+                 keys=("model", "sampling", "system_prompt", "reward", "max_prompt_len")) -> None:
     """Refuse to append to predictions another model or other settings made: one predictions file, one run."""
     if not run_json.is_file():
         return
@@ -123,7 +161,8 @@ def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None
         engine: Any = "auto", batch_size: int | None = None, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0, limit: int | None = None,
         dtype: str = "auto", workers: int | None = None, reward: str = "default", score_timeout: float = 5.0,
-        processor: Any = None, quiet: bool = False) -> dict[str, dict[str, Any]]:
+        processor: Any = None, quiet: bool = False,
+        max_prompt_len: int = DEFAULT_MAX_PROMPT_LEN) -> dict[str, dict[str, Any]]:
     """Evaluate `model` on each bench (or rescore `predictions`), write OUT/<bench>/… and OUT/results.json.
 
     records / predictions: one file per bench, in --bench order. `engine` is "auto"|"hf"|"vllm" or an object with
@@ -151,6 +190,8 @@ def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None
         check_model_dir(model)  # fail before preparing any bench, naming what the folder lacks
     if limit is not None and limit < 1:
         raise UsageError(f"--limit: {limit} must be at least 1")
+    if max_prompt_len < 1:
+        raise UsageError(f"--max-prompt-len: {max_prompt_len} must be at least 1")
     if data_dir is None and os.environ.get("INFIMMR_DATA"):
         data_dir = os.environ["INFIMMR_DATA"]
     out = Path(out)
@@ -172,7 +213,8 @@ def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None
         gen = _Generator(model, engine, processor, batch_size, dtype,
                          _sampling(temperature, top_p, top_k, max_new_tokens, seed))
         for spec, recs, every, src in loaded:
-            entries[spec.name] = _generate(spec, recs, len(every), src, out, gen, reward, workers, score_timeout, console)
+            entries[spec.name] = _generate(spec, recs, len(every), src, out, gen, reward, workers, score_timeout, console,
+                                           max_prompt_len)
     results = merge_results(out, entries)
     for entry in entries.values():
         print_bench(console, entry)
@@ -224,17 +266,16 @@ def _origin_fields(run_json: Path) -> dict[str, Any]:
 
 
 def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _Generator, reward: str,
-              workers: int | None, timeout: float, console: Console) -> dict[str, Any]:
+              workers: int | None, timeout: float, console: Console,
+              max_prompt_len: int = DEFAULT_MAX_PROMPT_LEN) -> dict[str, Any]:
     from infimmr_cli.evaluation.tally import is_correct
-    from infimmr_cli.data.images import load_record_images
-    from infimmr_cli.data.prompt import build_messages
+    from infimmr_cli.data.images import ImageError
     from infimmr_cli.data.records import ResumableWriter
     from infimmr_cli.rewards.scoring import score_batch
-    from infimmr_cli.rollout.base import Request
 
     bench_dir = out / spec.name
     pred_path, run_json = bench_dir / "predictions.jsonl", bench_dir / "run.json"
-    origin = {**gen.origin(), "reward": reward}
+    origin = {**gen.origin(), "reward": reward, "max_prompt_len": max_prompt_len}
     check_origin(run_json, origin)
     wanted = {r.id for r in recs}
     if pred_path.is_file():
@@ -255,12 +296,20 @@ def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _
                     task = progress.add_task("items", total=len(recs), completed=len(recs) - len(todo), right=0)
                     right = 0
                     for chunk in _chunks(todo, gen.batch_size):
-                        requests = [Request(build_messages(r), load_record_images(r, gen.processor)) for r in chunk]
-                        outs = engine.generate(requests, gen.sampling)
+                        lines, ready, requests = {}, [], []
+                        for r in chunk:  # a bad item costs that item: it is written as a 0-scored line
+                            try:
+                                requests.append(build_request(r, gen.processor, max_prompt_len))
+                                ready.append(r)
+                            except ImageError as exc:
+                                lines[r.id] = skipped_line(r, str(exc))
+                        outs = engine.generate(requests, gen.sampling) if requests else []
                         texts = [o[0].text for o in outs]
-                        scores = score_batch(texts, list(chunk), reward=reward, workers=workers, timeout=timeout)
-                        writer.write([prediction_line(r, o[0].text, s, o[0].finish_reason, len(o[0].token_ids))
-                                      for r, o, s in zip(chunk, outs, scores)])
+                        scores = (score_batch(texts, ready, reward=reward, workers=workers, timeout=timeout)
+                                  if ready else [])
+                        for r, o, s in zip(ready, outs, scores):
+                            lines[r.id] = prediction_line(r, o[0].text, s, o[0].finish_reason, len(o[0].token_ids))
+                        writer.write([lines[r.id] for r in chunk])
                         right += sum(is_correct(s) for s in scores)
                         progress.update(task, advance=len(chunk), right=right)
             writer.finish()
@@ -288,7 +337,8 @@ def _rescore(spec, recs: list[Record], every: list[Record], src: Path, pfile: Pa
                          timeout=timeout)
     seconds = time.perf_counter() - started
     lines = [prediction_line(r, preds[r.id]["completion"], s, preds[r.id].get("finish_reason"),
-                             preds[r.id].get("completion_tokens")) for r, s in zip(scored, scores)]
+                             preds[r.id].get("completion_tokens"), preds[r.id].get("error"))
+             for r, s in zip(scored, scores)]
     bench_dir = out / spec.name
     write_records(bench_dir / "predictions.jsonl", lines)
     origin = {**origin, "reward": reward, "rescored_from": str(pfile.resolve()), "records": str(src),
@@ -311,5 +361,13 @@ def _report(spec, recs: list[Record], total: int, pred_path: Path, origin: dict[
         raise RecordError(f"{pred_path}: id: no prediction for {missing[0]!r} ({len(missing)} missing)")
     counts = tally(recs, [preds[r.id] for r in recs], spec.subsets, spec.order)
     rel = os.path.relpath(pred_path, pred_path.parent.parent)
-    keep = {k: origin[k] for k in ("model", "engine", "sampling", "reward", "rescored_from") if k in origin}
+    keep = {k: origin[k] for k in ("model", "engine", "sampling", "reward", "rescored_from", "max_prompt_len")
+            if k in origin}
+    from infimmr_cli.data.item_errors import warnings_path, write_warnings
+
+    problems = [(r.id, str(preds[r.id]["error"])) for r in recs if preds[r.id].get("error")]
+    write_warnings(pred_path, "eval", problems)
+    if problems:  # counted in N as wrong answers; named so that a reader knows the model never saw them
+        keep["not_generated"] = {"count": len(problems),
+                                 "warnings": os.path.relpath(warnings_path(pred_path), pred_path.parent.parent)}
     return bench_entry(spec.name, recs[0].source if recs else spec.reader, counts, total, spec.items, rel, keep)

@@ -82,4 +82,8 @@ def bench_table(entry: dict[str, Any]) -> Table:
 
 def print_bench(console: Console, entry: dict[str, Any]) -> None:
     console.print(bench_table(entry))
+    skipped = entry.get("not_generated")
+    if skipped:
+        console.print(f"[yellow]{skipped['count']} items not generated (unreadable image or prompt over the length "
+                      f"limit), scored 0: {skipped['warnings']}[/]", highlight=False)
     console.print(f"predictions: {entry['predictions']}", highlight=False)
