@@ -119,3 +119,36 @@ def test_eval_scores_bad_images_and_huge_prompts_zero_and_goes_on(tmp_path, tiny
     entry = json.loads((out / "results.json").read_text())["benchmarks"]["mathvista"]
     assert entry["accuracy"]["n"] == 5 and entry["not_generated"]["count"] == 3
     assert "3 items not generated" in proc.stdout
+
+
+# ---- decontam -----------------------------------------------------------------------------------------------------
+def test_decontam_keeps_going_past_unreadable_images(tmp_path, tiny_model_dir):
+    from conftest import run_cli
+    from test_decontam import png, read_jsonl, rec, write_jsonl
+
+    png(tmp_path / "bench/img/geo.png", (255, 0, 0))
+    badfiles.garbage_image(tmp_path / "bench/img/junk.png")
+    png(tmp_path / "train/img/geo_copy.png", (255, 0, 0))
+    badfiles.bomb_png(tmp_path / "train/img/bomb.png")
+    badfiles.truncated_png(tmp_path / "train/img/cut.png")
+    bench = write_jsonl(tmp_path / "bench/b.jsonl", [rec("b-1", "Find angle ABC.", "mathverse", ["img/geo.png"]),
+                                                     rec("b-junk", "Find angle XYZ.", "mathverse", ["img/junk.png"])])
+    train = write_jsonl(tmp_path / "train/t.jsonl", [
+        rec("t-bomb", "A question with a bomb.", images=["img/bomb.png"]),
+        rec("t-embed", "Determine angle ABC as drawn.", images=["img/geo_copy.png"]),
+        rec("t-cut", "A question with a cut image.", images=["img/cut.png"]),
+        rec("t-text", "Only words here."),
+    ])
+    out = tmp_path / "out/clean.jsonl"
+    proc = run_cli("decontam", "--train", train, "--bench", bench, "--out", out, "--removed",
+                   tmp_path / "out/removed.jsonl", "--embed-model", tiny_model_dir, "--batch-size", "4",
+                   COLUMNS="250")
+    removed = {r["id"] for r in read_jsonl(tmp_path / "out/removed.jsonl")}
+    assert removed == {"t-embed"}  # the good image pair is still caught
+    kept = {r["id"]: r for r in read_jsonl(out)}
+    assert list(kept) == ["t-bomb", "t-cut", "t-text"]
+    assert "too large" in kept["t-bomb"]["meta"]["decontam_error"]
+    assert "truncated" in kept["t-cut"]["meta"]["decontam_error"]
+    assert "decontam_error" not in kept["t-text"]["meta"]
+    assert set(_warnings(out)) == {"b-junk", "t-bomb", "t-cut"}
+    assert "3 items have an image that cannot be read" in proc.stdout
