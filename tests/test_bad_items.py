@@ -152,3 +152,47 @@ def test_decontam_keeps_going_past_unreadable_images(tmp_path, tiny_model_dir):
     assert "decontam_error" not in kept["t-text"]["meta"]
     assert set(_warnings(out)) == {"b-junk", "t-bomb", "t-cut"}
     assert "3 items have an image that cannot be read" in proc.stdout
+
+
+# ---- train-phase --------------------------------------------------------------------------------------------------
+def test_train_phase_skips_bad_images_counts_them_and_finishes(tmp_path, tiny_model_dir):
+    from conftest import write_train_data
+    from test_train_phase import SMALL
+
+    from infimmr_cli.commands.train_phase import run
+
+    data = write_train_data(tmp_path / "data", n_text=2, n_image=6)
+    badfiles.bomb_png(data.parent / "im1.png")        # found from the header when the data is read
+    badfiles.truncated_png(data.parent / "im3.png")   # the header reads; decoding fails at rollout time
+    out = tmp_path / "run"
+    run(sets=SMALL, phase="mre", data=data, init=tiny_model_dir, out=out, steps=2,
+        reward=f"{data.parent / 'share_reward.py'}:share")
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert sum(r["items_skipped"] for r in rows) >= 1  # v3 was drawn and swapped for another prompt
+    warned = _warnings(out)
+    assert set(warned) == {"v1", "v3"}
+    assert "too large" in warned["v1"] and "truncated" in warned["v3"]
+    assert (out / "final" / "config.json").is_file()
+
+
+def test_a_prompt_with_an_undecodable_image_is_swapped_for_the_next_readable_one(tmp_path, tiny_model_dir):
+    from conftest import write_train_data
+
+    from infimmr_cli.modeling import load_processor
+    from infimmr_cli.training.data import load_prompts
+    from infimmr_cli.training.rollouts import load_images
+
+    data = write_train_data(tmp_path / "data", n_text=0, n_image=4)
+    badfiles.truncated_png(data.parent / "im1.png")
+    processor = load_processor(tiny_model_dir)
+    prompts = load_prompts(str(data), "mre", processor, 10_000)
+    pool = prompts.items
+    assert [i.record.id for i in pool] == ["v0", "v1", "v2", "v3"] and not prompts.bad
+    known: dict[str, str] = {}
+    items, images, replaced, new_bad = load_images([pool[1], pool[3]], processor, pool, known)
+    assert [i.record.id for i in items] == ["v2", "v3"] and replaced == 1
+    assert [x for x, _ in new_bad] == ["v1"] and "v1" in known and len(images) == 2
+    # Every other prompt already in the batch: a duplicate beats a lost sequence.
+    items, _, replaced, new_bad = load_images([pool[0], pool[1], pool[2], pool[3]], processor, pool, known)
+    assert [i.record.id for i in items] == ["v0", "v2", "v2", "v3"] and replaced == 1 and new_bad == []
