@@ -8,6 +8,7 @@ record, in `<out>.warnings.jsonl` and on screen, and the run exits normally.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,56 @@ def test_a_prompt_with_an_undecodable_image_is_swapped_for_the_next_readable_one
     # Every other prompt already in the batch: a duplicate beats a lost sequence.
     items, _, replaced, new_bad = load_images([pool[0], pool[1], pool[2], pool[3]], processor, pool, known)
     assert [i.record.id for i in items] == ["v0", "v2", "v2", "v3"] and replaced == 1 and new_bad == []
+
+
+# ---- text no writer can write, bytes that are not UTF-8 --------------------------------------------------------------
+GOOD = {"id": "a", "source": "s", "question": "What is 1 + 1?", "answer": "2", "answer_type": "math"}
+
+
+def _jsonl_bytes(*lines: bytes) -> bytes:
+    return b"".join(line + b"\n" for line in lines)
+
+
+@pytest.mark.parametrize("field_, raw", [("question", b'"Is \\ud800 odd?"'), ("meta.note", None),
+                                         ("choices[1]", None)])
+def test_lone_surrogates_are_refused_on_read_naming_file_line_and_field(tmp_path, field_, raw):
+    from infimmr_cli.data.records import RecordError, read_records
+
+    bad = dict(GOOD, id="b")
+    if field_ == "meta.note":
+        bad["meta"] = {"note": "\udfff"}
+    elif field_ == "choices[1]":
+        bad.update(answer_type="choice", answer="A", choices=["x", "y\ud83d"])
+    line = json.dumps(bad).encode()
+    if raw is not None:
+        line = line.replace(b'"What is 1 + 1?"', raw)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(_jsonl_bytes(json.dumps(GOOD).encode(), line))
+    with pytest.raises(RecordError, match=rf"in.jsonl:2: {re.escape(field_)}: holds a lone UTF-16 surrogate"):
+        read_records(path, check_images=False)
+    # A proper pair (an emoji written as two escapes) is text, and goes through.
+    path.write_bytes(_jsonl_bytes(json.dumps(dict(GOOD, question="Smile \ud83d\ude00?")).encode()))
+    assert read_records(path, check_images=False)[0].question == "Smile \U0001F600?"
+
+
+def test_non_utf8_bytes_are_one_line_naming_file_and_line(tmp_path):
+    from conftest import run_cli
+
+    recs = tmp_path / "in.jsonl"
+    recs.write_bytes(_jsonl_bytes(json.dumps(GOOD).encode(), b'{"id": "b", "question": "caf\xe9"}'))
+    proc = run_cli("score", "--records", recs, "--completions", recs, "--out", tmp_path / "s.jsonl", check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "in.jsonl:2: <line>: not UTF-8 text (byte 0xe9" in proc.stderr
+    # a whole-file JSON input (a DeepScaleR export) names the line too
+    export = tmp_path / "deepscaler.json"
+    export.write_bytes(b'[\n{"problem": "1+1", "answer": "2"},\n{"problem": "\xff", "answer": "3"}\n]\n')
+    proc = run_cli("prepare", "--from", "deepscaler", "--in", export, "--out", tmp_path / "p.jsonl", check=False)
+    assert proc.returncode == 2 and "deepscaler.json:3: <line>: not UTF-8 text (byte 0xff" in proc.stderr
+    # a predictions file (completions made elsewhere) too
+    from infimmr_cli.commands.eval import read_predictions
+    from infimmr_cli.data.records import RecordError
+
+    preds = tmp_path / "preds.jsonl"
+    preds.write_bytes(_jsonl_bytes(b'{"id": "1", "completion": "\xc3("}'))
+    with pytest.raises(RecordError, match=r"preds.jsonl:1: <line>: not UTF-8 text \(byte 0xc3 at column 28\)"):
+        read_predictions(preds)

@@ -51,7 +51,7 @@ def bench_records(bench, out_dir: Path, data_dir: Path | None, records_file: Pat
         export = bench.find_export(data_dir)
         path = out_dir / bench.name / "records.jsonl"
         prov = path.with_name(path.name + ".provenance.json")
-        made_from = json.loads(prov.read_text()).get("input") if prov.is_file() else None
+        made_from = _json_object(prov).get("input") if prov.is_file() else None
         if not path.is_file() or made_from != str(export.resolve()):
             from infimmr_cli.commands.prepare import run as prepare
 
@@ -62,6 +62,16 @@ def bench_records(bench, out_dir: Path, data_dir: Path | None, records_file: Pat
         raise RecordError(f"{path}: source: record {wrong[0].id!r} is from {wrong[0].source!r}, not {bench.reader}; "
                           f"is this the right file for --bench {bench.name}?")
     return recs, path
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """One of our own JSON files (run.json, a provenance file), read back with a one-line error when damaged."""
+    from infimmr_cli.data.records import read_json_file
+
+    data = read_json_file(path)
+    if not isinstance(data, dict):
+        raise RecordError(f"{path}: <file>: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 # ---------------------------------------------------------------- predictions files
@@ -146,7 +156,7 @@ def check_origin(run_json: Path, origin: dict[str, Any],
     """Refuse to append to predictions another model or other settings made: one predictions file, one run."""
     if not run_json.is_file():
         return
-    before = json.loads(run_json.read_text(encoding="utf-8"))
+    before = _json_object(run_json)
     for key in keys:
         if key in before and before[key] != origin[key]:
             raise UsageError(f"{run_json}: {key}: the predictions here were made with {before[key]!r}, this run uses "
@@ -262,7 +272,7 @@ class _Generator:
 
 
 def _origin_fields(run_json: Path) -> dict[str, Any]:
-    return json.loads(run_json.read_text(encoding="utf-8")) if run_json.is_file() else {}
+    return _json_object(run_json) if run_json.is_file() else {}
 
 
 def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _Generator, reward: str,

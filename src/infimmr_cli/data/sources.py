@@ -12,7 +12,6 @@ file systems, symlinked) to `<out_dir>/images/virl39k/`, so records never point 
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import re
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from infimmr_cli.data import gold
-from infimmr_cli.data.records import Record, RecordError
+from infimmr_cli.data.records import Record, RecordError, parse_json, read_json_file, read_text
 
 VISION_ONLY_QUESTION = "Solve the problem shown in the image."
 
@@ -169,10 +168,7 @@ def read_deepscaler(path: Path, ctx: PrepareContext) -> Iterator[Record]:
     path = Path(path)
     if path.is_dir():
         path = path / "deepscaler.json"
-    try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{path}:{exc.lineno}: <file>: not valid JSON ({exc.msg})") from None
+    items = read_json_file(path)
     if not isinstance(items, list):
         raise RecordError(f"{path}: <file>: expected one JSON list of objects, got {type(items).__name__}")
     ctx.on_total(len(items))
@@ -201,7 +197,7 @@ def read_math500(path: Path, ctx: PrepareContext) -> Iterator[Record]:
     path = Path(path)
     if path.is_dir():
         path = path / "test.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_text(path).splitlines()
     ctx.on_total(len(lines))
     for lineno, line in enumerate(lines, start=1):
         ctx.rows_seen += 1
@@ -209,10 +205,9 @@ def read_math500(path: Path, ctx: PrepareContext) -> Iterator[Record]:
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RecordError(f"{where}: <line>: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        row = parse_json(line, where)
+        if not isinstance(row, dict):
+            raise RecordError(f"{where}: <line>: expected a JSON object, got {type(row).__name__}")
         uid = _field(row, "unique_id", where)
         answer = _field(row, "answer", where).strip()
         if not answer:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infimmr_cli.evaluation.tally import Count
-from infimmr_cli.data.records import RecordError
+from infimmr_cli.data.records import RecordError, read_json_file
 from infimmr_cli.files import atomic_write_text
 
 RESULTS = "results.json"
@@ -36,10 +36,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         return {"benchmarks": {}}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{path}:{exc.lineno}: <file>: not valid JSON ({exc.msg})") from None
+    data = read_json_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), dict):
         raise RecordError(f"{path}: benchmarks: missing; not a results file written by `infimmr eval`")
     return data
