@@ -250,3 +250,98 @@ def test_non_utf8_bytes_are_one_line_naming_file_and_line(tmp_path):
     preds.write_bytes(_jsonl_bytes(b'{"id": "1", "completion": "\xc3("}'))
     with pytest.raises(RecordError, match=r"preds.jsonl:1: <line>: not UTF-8 text \(byte 0xc3 at column 28\)"):
         read_predictions(preds)
+
+
+# ---- a full, limited or read-only disk --------------------------------------------------------------------------------
+def _shell(script: str, tmp: Path, **env: str):
+    """Run `script` in bash with this checkout's CLI as $INFIMMR, no traceback allowed to hide in a pass."""
+    import subprocess
+    import sys
+
+    from conftest import cli_env
+
+    return subprocess.run(["bash", "-c", script], cwd=tmp, capture_output=True, text=True, timeout=600,
+                          env=cli_env(INFIMMR=f"{sys.executable} -m infimmr_cli", PYTHONDONTWRITEBYTECODE="1", **env))
+
+
+def _one_line_error(proc, *words: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("error:") == 1, proc.stderr
+    for w in words:
+        assert w in proc.stderr.replace("\n", ""), proc.stderr
+
+
+def _big_deepscaler(path: Path, n: int = 400) -> Path:
+    rows = [{"problem": f"Problem {i}: " + "how many apples are left? " * 10, "answer": str(i), "solution": "..."}
+            for i in range(n)]
+    path.write_text(json.dumps(rows))
+    return path
+
+
+def test_a_file_size_limit_is_one_line_and_leaves_no_output(tmp_path):
+    export = _big_deepscaler(tmp_path / "deepscaler.json")  # ~120 KB of records to write
+    proc = _shell(f"ulimit -f 64; $INFIMMR prepare --from deepscaler --in {export} --out {tmp_path}/out/p.jsonl", tmp_path)
+    _one_line_error(proc, f"{tmp_path}/out/p.jsonl: file too large")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []  # no records, no temp file
+
+
+def test_prepare_removes_the_images_of_an_output_it_did_not_finish(tmp_path):
+    import io
+
+    import numpy as np
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    import exports
+
+    path = exports.make_mathvista_export(tmp_path / "vista")
+    table = pq.read_table(path).to_pylist()
+    buf = io.BytesIO()  # the last row's image: 300 KB of noise, over a 64 KB file size limit
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (320, 320, 3), dtype=np.uint8)).save(buf, "PNG")
+    table[-1]["decoded_image"] = {"bytes": buf.getvalue(), "path": "big.png"}
+    exports._write(table, exports.MATHVISTA_SCHEMA, path)
+    out = tmp_path / "out"
+    (out / "images" / "keep").mkdir(parents=True)
+    (out / "images" / "keep" / "mine.png").write_bytes(b"the user's own file")
+    proc = _shell(f"ulimit -f 64; $INFIMMR prepare --from mathvista --in {tmp_path / 'vista'} --out {out}/r.jsonl",
+                  tmp_path)
+    _one_line_error(proc, "images/mathvista/", "file too large")
+    left = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+    assert left == ["images", "images/keep", "images/keep/mine.png"]  # the three small images written first are gone
+
+
+def _in_a_tiny_tmpfs(script: str, tmp: Path, size: str = "64k", read_only: bool = False, prep: str = "true"):
+    """Run `script` with $DISK a fresh tmpfs of `size` (remounted read-only after `prep` runs), in a private mount
+    namespace: nothing outlives the test. Skips where the kernel does not allow it."""
+    import shutil
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1)")
+    disk = tmp / "disk"
+    disk.mkdir(parents=True)
+    ro = f"mount -o remount,ro {disk}" if read_only else "true"
+    probe = _shell(f"unshare -rm sh -c 'mount -t tmpfs -o size={size} tmpfs {disk}'", tmp)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {probe.stderr.strip()}")
+    return _shell(f"unshare -rm bash -c 'mount -t tmpfs -o size={size} tmpfs {disk} && eval \"$PREP\" && {ro} && "
+                  f"{script}'", tmp, DISK=str(disk), PREP=prep)
+
+
+def test_a_full_disk_is_one_line_naming_the_output(tmp_path):
+    export = _big_deepscaler(tmp_path / "deepscaler.json", n=600)
+    proc = _in_a_tiny_tmpfs("$INFIMMR prepare --from deepscaler --in " + str(export) + " --out $DISK/p.jsonl",
+                            tmp_path, size="64k")
+    _one_line_error(proc, "disk/p.jsonl: no space left on the device")
+
+
+def test_a_read_only_output_is_one_line_in_score_and_decontam(tmp_path):
+    recs = tmp_path / "recs.jsonl"
+    recs.write_text(json.dumps(GOOD) + "\n")
+    comps = tmp_path / "comps.jsonl"
+    comps.write_text(json.dumps({"id": "a", "completion": "<think>x</think><answer>2</answer>"}) + "\n")
+    proc = _in_a_tiny_tmpfs(f"$INFIMMR score --records {recs} --completions {comps} --out $DISK/s.jsonl", tmp_path,
+                            read_only=True)
+    _one_line_error(proc, "disk/s.jsonl: read-only file system")
+    proc = _in_a_tiny_tmpfs(f"$INFIMMR decontam --train {recs} --bench {recs} --no-embedding --out $DISK/out/c.jsonl "
+                            f"--removed $DISK/out/r.jsonl", tmp_path / "again", read_only=True)
+    _one_line_error(proc, "disk/out: read-only file system")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,18 +45,23 @@ def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> P
     ctx = PrepareContext(out_dir=out.parent)
     counts: Counter = Counter()
 
-    with Progress(TextColumn(f"prepare {source}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        task = progress.add_task("rows", total=None)
-        ctx.on_total = lambda n: progress.update(task, total=n)
-        ctx.on_row = lambda: progress.advance(task)
+    images_before = _tree(out.parent / "images")
+    try:
+        with Progress(TextColumn(f"prepare {source}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True) as progress:
+            task = progress.add_task("rows", total=None)
+            ctx.on_total = lambda n: progress.update(task, total=n)
+            ctx.on_row = lambda: progress.advance(task)
 
-        def counted():
-            for rec in SOURCES[source](inp, ctx):
-                counts[rec.answer_type] += 1
-                yield rec
+            def counted():
+                for rec in SOURCES[source](inp, ctx):
+                    counts[rec.answer_type] += 1
+                    yield rec
 
-        written = write_records(out, counted())
+            written = write_records(out, counted())
+    except BaseException:  # a bad row, a full disk, Ctrl-C: no records file, so none of the images written for it
+        _remove_new(out.parent / "images", images_before)
+        raise
 
     provenance = write_provenance(out, "prepare", {"source": source}, {"input": inp}, results={
         "records": written, "skipped": dict(ctx.skipped), "images_written": ctx.images_written,
@@ -66,6 +72,28 @@ def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> P
                              rows_seen=ctx.rows_seen, provenance=provenance)
     _print_summary(Console(quiet=quiet), summary)
     return summary
+
+
+def _tree(folder: Path) -> tuple[set[str], set[str]]:
+    """(files and links, folders) under `folder`, without following links."""
+    files, dirs = set(), set()
+    for root, subdirs, names in os.walk(folder):
+        dirs.add(root)
+        files.update(os.path.join(root, n) for n in names)
+        files.update(os.path.join(root, d) for d in subdirs if os.path.islink(os.path.join(root, d)))
+    return files, dirs
+
+
+def _remove_new(folder: Path, before: tuple[set[str], set[str]]) -> None:
+    """Remove what appeared under `folder` since `before` (files, links, then the folders left empty)."""
+    files, dirs = _tree(folder)
+    for f in files - before[0]:
+        Path(f).unlink(missing_ok=True)
+    for d in sorted(dirs - before[1], key=len, reverse=True):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
 
 
 def _print_summary(console: Console, s: PrepareSummary) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from infimmr_cli.files import atomic_file, partial_path
+from infimmr_cli.files import atomic_file, partial_path, writing
 
 ANSWER_TYPES = ("math", "choice", "string")
 LETTERS = string.ascii_uppercase
@@ -303,20 +303,25 @@ class ResumableWriter:
                     raise RecordError(f"{self.partial}:{lineno}: <line>: unreadable; delete the partial file to start over")
 
     def write(self, records: Iterable[Record | dict]) -> None:
-        for rec in records:
-            self._fh.write(_dump(rec, self.root))
-            self.done_ids.add(rec.id if isinstance(rec, Record) else str(rec["id"]))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        with writing(self.partial):  # a full disk leaves a torn last line: dropped on resume, that item redone
+            for rec in records:
+                self._fh.write(_dump(rec, self.root))
+                self.done_ids.add(rec.id if isinstance(rec, Record) else str(rec["id"]))
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
 
     def finish(self) -> Path:
-        self._fh.close()
-        os.replace(self.partial, self.out)
+        with writing(self.partial):
+            self._fh.close()
+            os.replace(self.partial, self.out)
         return self.out
 
     def close(self) -> None:
         if not self._fh.closed:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError:  # flushing what a full disk refused: the partial file is cut at a line, resume redoes it
+                pass
 
     def __enter__(self) -> "ResumableWriter":
         return self

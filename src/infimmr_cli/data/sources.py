@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator
 
 from infimmr_cli.data import gold
 from infimmr_cli.data.records import Record, RecordError, parse_json, read_json_file, read_text
+from infimmr_cli.files import writing
 
 VISION_ONLY_QUESTION = "Solve the problem shown in the image."
 
@@ -52,7 +53,8 @@ class PrepareContext:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not (dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data):
             tmp = dest.with_name(f".{dest.name}.tmp")
-            tmp.write_bytes(data)
+            with writing(dest):  # a full disk names the image it could not write
+                tmp.write_bytes(data)
             os.replace(tmp, dest)
         self.images_written += 1
         return rel.as_posix()
