@@ -345,3 +345,76 @@ def test_a_read_only_output_is_one_line_in_score_and_decontam(tmp_path):
     proc = _in_a_tiny_tmpfs(f"$INFIMMR decontam --train {recs} --bench {recs} --no-embedding --out $DISK/out/c.jsonl "
                             f"--removed $DISK/out/r.jsonl", tmp_path / "again", read_only=True)
     _one_line_error(proc, "disk/out: read-only file system")
+
+
+# ---- other tracebacks that are now one line ---------------------------------------------------------------------------
+def _results(folder: Path, benchmarks) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.json").write_text(json.dumps({"benchmarks": benchmarks}))
+    return folder
+
+
+@pytest.mark.parametrize("entry, words", [
+    ("not an object", "benchmarks.math500.accuracy: expected whole counts"),
+    ({"accuracy": {"k": 3}}, "benchmarks.math500.accuracy: expected whole counts"),
+    ({"accuracy": {"k": 3, "n": 0}}, "with 0 <= k <= n, got {'k': 3, 'n': 0}"),
+    ({"accuracy": {"k": "1", "n": 2}}, "expected whole counts"),
+])
+def test_compare_refuses_a_malformed_results_file_in_one_line(tmp_path, entry, words):
+    from conftest import run_cli
+
+    run = _results(tmp_path / "run", {"math500": entry})
+    proc = run_cli("compare", run, "--out", tmp_path / "table", check=False)
+    _one_line_error(proc, "run/results.json", words)
+    (run / "results.json").write_text('{"benchmarks": {"math500": ')
+    _one_line_error(run_cli("compare", run, "--out", tmp_path / "table", check=False), "results.json:1: <file>: not valid JSON")
+
+
+def test_compare_shows_n_a_when_nothing_was_scored(tmp_path):
+    from infimmr_cli.commands import compare as compare_cmd
+
+    run = _results(tmp_path / "run", {"math500": {"accuracy": {"k": 0, "n": 0}},
+                                      "mathvista": {"accuracy": {"k": 1, "n": 4}}})
+    res = compare_cmd.run([str(run)], tmp_path / "table", quiet=True)
+    row = res.text.splitlines()[2]
+    assert "n/a (0/0)" in row and "25.00 (1/4)" in row and "0.00 (0/0)" not in row
+    assert json.loads((tmp_path / "table" / "compare.json").read_text())["rows"][0]["cells"]["math500"]["pct"] is None
+    assert (tmp_path / "table" / "compare.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("truncate", "truncated safetensors file"),
+    ("header", "not a readable safetensors file"),
+    ("config", "config.json:1: <file>: not valid JSON"),
+    ("config-bytes", "config.json:1: <line>: not UTF-8 text"),
+])
+def test_export_of_a_damaged_checkpoint_is_one_line(tmp_path, tiny_model_dir, damage, words):
+    import shutil
+
+    from conftest import run_cli
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(tiny_model_dir, ckpt)
+    weights = sorted(ckpt.glob("*.safetensors"))[0]
+    data = weights.read_bytes()
+    if damage == "truncate":
+        weights.write_bytes(data[: len(data) // 2])
+    elif damage == "header":
+        weights.write_bytes(data[:8] + b"#" * 16 + data[24:])
+    elif damage == "config":
+        (ckpt / "config.json").write_text('{"model_type": "qwen2_5_vl",')
+    else:
+        (ckpt / "config.json").write_bytes(b'{"model_type": "\xff"}')
+    proc = run_cli("export", "--ckpt", ckpt, "--out", tmp_path / "out", check=False)
+    _one_line_error(proc, str(ckpt), words)
+    assert not (tmp_path / "out").exists()
+
+
+def test_prepare_names_a_json_line_that_is_a_list(tmp_path):
+    from conftest import run_cli
+
+    src = tmp_path / "test.jsonl"
+    src.write_text(json.dumps({"problem": "1+1?", "answer": "2", "unique_id": "a"}) + "\n" + '["a", "list"]\n')
+    proc = run_cli("prepare", "--from", "math500", "--in", src, "--out", tmp_path / "out" / "r.jsonl", check=False)
+    _one_line_error(proc, "test.jsonl:2: <line>: expected a JSON object, got list")
+    assert not (tmp_path / "out" / "r.jsonl").exists()

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from infimmr_cli.data.records import RecordError
 from infimmr_cli.errors import UsageError
 from infimmr_cli.evaluation.benches import BENCHES, TABLE1_ORDER
 from infimmr_cli.evaluation.paper import PAPER
@@ -18,13 +19,15 @@ from infimmr_cli.evaluation.report import RESULTS, read_results
 
 @dataclass(frozen=True)
 class Cell:
-    pct: float
+    pct: float | None  # None: nothing was scored (N = 0), so there is no percentage to show
     k: int | None = None
     n: int | None = None
 
     def text(self) -> str:
         # The paper's numbers as printed (no digits added); ours with 2 decimals and the counts behind them.
-        return str(self.pct) if self.k is None else f"{self.pct:.2f} ({self.k}/{self.n})"
+        if self.k is None:
+            return str(self.pct)
+        return f"n/a ({self.k}/{self.n})" if self.pct is None else f"{self.pct:.2f} ({self.k}/{self.n})"
 
 
 @dataclass
@@ -49,9 +52,20 @@ def load_row(label: str, run_dir: str | Path) -> Row:
     data = read_results(run_dir / RESULTS)
     cells = {}
     for name, entry in data["benchmarks"].items():
-        acc = entry["accuracy"]
-        cells[name] = Cell(100.0 * acc["k"] / acc["n"] if acc["n"] else 0.0, int(acc["k"]), int(acc["n"]))
+        k, n = _counts(run_dir / RESULTS, name, entry)
+        cells[name] = Cell(100.0 * k / n if n else None, k, n)
     return Row(label, cells)
+
+
+def _counts(path: Path, name: str, entry: Any) -> tuple[int, int]:
+    """(k, n) of one results.json entry, checked: whole numbers with 0 <= k <= n, or a one-line error naming them."""
+    acc = entry.get("accuracy") if isinstance(entry, dict) else None
+    k, n = (acc.get("k"), acc.get("n")) if isinstance(acc, dict) else (None, None)
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (k, n))
+    if not whole or not 0 <= k <= n:
+        raise RecordError(f"{path}: benchmarks.{name}.accuracy: expected whole counts with 0 <= k <= n, got "
+                          f"{acc!r}; not a results file written by `infimmr eval`")
+    return k, n
 
 
 def paper_rows() -> list[Row]:
@@ -89,11 +103,12 @@ def draw_png(rows: list[Row], path: str | Path) -> Path:
     fig, ax = plt.subplots(figsize=(min(14.0, 2.0 + len(cols) * (0.5 + 0.3 * len(rows))), 5.0))
     for i, r in enumerate(rows):
         xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(cols))]
-        ys = [r.cells[c].pct if c in r.cells else 0.0 for c in cols]
+        ys = [r.cells[c].pct or 0.0 if c in r.cells else 0.0 for c in cols]
         bars = ax.bar(xs, ys, width, label=r.label, hatch="//" if r.paper else None, alpha=0.6 if r.paper else 1.0)
         for bar, c in zip(bars, cols):
             if c in r.cells:
-                ax.annotate(f"{r.cells[c].pct:.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                pct = r.cells[c].pct
+                ax.annotate("n/a" if pct is None else f"{pct:.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                             ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(cols)), [title(c) for c in cols])
     ax.set_ylabel("accuracy (%)")
