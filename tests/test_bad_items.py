@@ -418,3 +418,34 @@ def test_prepare_names_a_json_line_that_is_a_list(tmp_path):
     proc = run_cli("prepare", "--from", "math500", "--in", src, "--out", tmp_path / "out" / "r.jsonl", check=False)
     _one_line_error(proc, "test.jsonl:2: <line>: expected a JSON object, got list")
     assert not (tmp_path / "out" / "r.jsonl").exists()
+
+
+# ---- empty inputs -----------------------------------------------------------------------------------------------------
+def test_empty_inputs_finish_with_a_zero_records_line(tmp_path):
+    from conftest import run_cli
+    from test_classify_caption import ScriptedEngine, factory
+
+    from infimmr_cli.commands import caption, classify
+
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    (tmp_path / "deepscaler.json").write_text("[]")
+    said = {
+        "prepare": run_cli("prepare", "--from", "deepscaler", "--in", tmp_path / "deepscaler.json", "--out",
+                           tmp_path / "p.jsonl", COLUMNS="200").stdout,
+        "score": run_cli("score", "--records", empty, "--completions", empty, "--out", tmp_path / "s.jsonl").stdout,
+        "decontam": run_cli("decontam", "--train", empty, "--bench", empty, "--no-embedding", "--out",
+                            tmp_path / "c.jsonl", "--removed", tmp_path / "r.jsonl", COLUMNS="200").stdout,
+        "eval": run_cli("eval", "--bench", "math500", "--records", empty, "--predictions", empty, "--out",
+                        tmp_path / "ev").stdout,
+    }
+    assert "records written │     0" in said["prepare"]
+    assert "0 scores written" in said["score"]
+    assert "0 training items vs 0 benchmark items" in said["decontam"]
+    assert "math500: 0 records in" in said["eval"] and "nothing to evaluate" in said["eval"]
+    assert (tmp_path / "p.jsonl").read_text() == "" and (tmp_path / "c.jsonl").read_text() == ""
+    for module in (classify, caption):
+        console = Console(record=True, width=200)
+        out = module.run(empty, tmp_path / f"{module.__name__}.jsonl", console=console,
+                         engine_factory=factory(ScriptedEngine(lambda tag, req: "chart")))
+        assert out.read_text() == "" and "│ records " in console.export_text()

@@ -212,7 +212,13 @@ def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None
     loaded = []
     for i, spec in enumerate(specs):
         recs, src = bench_records(spec, out, data_dir, Path(records[i]) if records else None, quiet=True)
+        if not recs:  # an empty input is not an error: say so, and evaluate the other benches
+            console.print(f"{spec.name}: 0 records in {src}; nothing to evaluate", highlight=False)
+            continue
         loaded.append((spec, recs[:limit] if limit else recs, recs, src))
+    if predictions:
+        kept = {s.name for s, *_ in loaded}
+        predictions = [p for p, spec in zip(predictions, specs) if spec.name in kept]
 
     entries: dict[str, dict[str, Any]] = {}
     if predictions:
