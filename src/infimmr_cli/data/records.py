@@ -192,8 +192,6 @@ def record_from_dict(obj: Any, where: str = "<record>", root: Path | None = None
         _check(val is None or isinstance(val, str), where, key, f"expected a string or null, got {type(val).__name__}")
     meta = obj.get("meta") or {}
     _check(isinstance(meta, dict), where, "meta", f"expected an object, got {type(meta).__name__}")
-    bad = _surrogate_field(obj)  # for dicts that did not come through parse_json (exports read by other means)
-    _check(bad is None, where, bad or "", "holds a lone UTF-16 surrogate; not text any output can hold")
 
     extra = {k: v for k, v in obj.items() if k not in KNOWN_KEYS}
     return Record(id=rid, source=obj["source"], question=obj["question"], answer=obj["answer"], answer_type=atype,

@@ -91,7 +91,7 @@ def _image_ext(data: bytes, path: str | None) -> str:
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt = (im.format or "png").lower()
-    except OSError:
+    except Exception:  # unreadable or a decompression bomb: stored as given; the stages that decode it report it
         return ".png"
     return {"jpeg": ".jpg", "tiff": ".tif"}.get(fmt, f".{fmt}")
 
