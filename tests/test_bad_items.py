@@ -449,3 +449,23 @@ def test_empty_inputs_finish_with_a_zero_records_line(tmp_path):
         out = module.run(empty, tmp_path / f"{module.__name__}.jsonl", console=console,
                          engine_factory=factory(ScriptedEngine(lambda tag, req: "chart")))
         assert out.read_text() == "" and "│ records " in console.export_text()
+
+
+def test_prepare_stores_a_bomb_from_a_parquet_export_and_eval_then_scores_it_zero(tmp_path):
+    import pyarrow.parquet as pq
+
+    import exports
+    from infimmr_cli.commands.eval import build_request
+    from infimmr_cli.commands.prepare import run as prepare
+    from infimmr_cli.data.records import read_records
+
+    path = exports.make_mathvista_export(tmp_path / "vista")
+    rows = pq.read_table(path).to_pylist()
+    rows[0]["decoded_image"] = {"bytes": badfiles.bomb_png(tmp_path / "b.png").read_bytes(), "path": None}
+    exports._write(rows, exports.MATHVISTA_SCHEMA, path)
+    summary = prepare("mathvista", tmp_path / "vista", tmp_path / "out" / "r.jsonl", quiet=True)
+    assert summary.written == 4
+    recs = read_records(tmp_path / "out" / "r.jsonl")
+    with pytest.raises(ImageError, match="too large"):
+        build_request(recs[0], None, 16384)
+    assert len(build_request(recs[1], None, 16384).images) == 1
