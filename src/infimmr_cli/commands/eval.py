@@ -137,7 +137,7 @@ def build_request(rec: Record, processor, max_prompt_len: int):
         except ImageError:
             raise
         except ValueError as exc:  # the resize rule refuses the image (aspect ratio over 200)
-            raise ImageError(f"{rec.image_paths()}: {exc}") from None
+            raise ImageError(f"{', '.join(map(str, rec.image_paths()))}: {exc}") from None
         if n > max_prompt_len:
             raise ImageError(f"prompt is {n} tokens, over --max-prompt-len {max_prompt_len}")
     return Request(messages, load_record_images(rec, processor))
@@ -216,12 +216,13 @@ def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None
             console.print(f"{spec.name}: 0 records in {src}; nothing to evaluate", highlight=False)
             continue
         loaded.append((spec, recs[:limit] if limit else recs, recs, src))
-    if predictions:
+    rescoring = bool(predictions)
+    if rescoring:
         kept = {s.name for s, *_ in loaded}
         predictions = [p for p, spec in zip(predictions, specs) if spec.name in kept]
 
     entries: dict[str, dict[str, Any]] = {}
-    if predictions:
+    if rescoring:
         for (spec, recs, every, src), pfile in zip(loaded, predictions):
             entries[spec.name] = _rescore(spec, recs, every, src, Path(pfile), out, reward, workers, score_timeout,
                                           console)
