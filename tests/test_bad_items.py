@@ -469,3 +469,17 @@ def test_prepare_stores_a_bomb_from_a_parquet_export_and_eval_then_scores_it_zer
     with pytest.raises(ImageError, match="too large"):
         build_request(recs[0], None, 16384)
     assert len(build_request(recs[1], None, 16384).images) == 1
+
+
+def test_train_phase_on_a_full_disk_is_one_line_and_leaves_no_checkpoint(tmp_path, tiny_model_dir):
+    from conftest import write_train_data
+
+    data = write_train_data(tmp_path / "data", n_text=8, n_image=0)
+    sets = " ".join(f"--set {s}" for s in ("prompts_per_step=4", "group_size=4", "update_batch=2", "micro_batch=4",
+                                           "max_response_len=8", "deepspeed="))
+    proc = _in_a_tiny_tmpfs(f"$INFIMMR train-phase --phase fra --data {data} --init {tiny_model_dir} --out $DISK/run "
+                            f"--steps 1 {sets}; echo exit=$? >&2; ls -A $DISK/run/checkpoints >&2", tmp_path, size="512k")
+    assert "Traceback" not in proc.stderr and "exit=2" in proc.stderr, proc.stderr
+    assert "run/checkpoints: no space left on the device" in proc.stderr.replace("\n", "")
+    # `ls` shows only the temp folder the failed save left, which the next save (or a resume) clears: no step-N
+    assert "step-000001\n" not in proc.stderr

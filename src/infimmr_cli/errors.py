@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
+import re
+import shutil
 import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 from rich.console import Console
 
@@ -37,6 +42,30 @@ def storage_message(exc: OSError) -> str | None:
         return None
     where = exc.filename if exc.filename is not None else "a file being written"
     return f"{where}: {cause}"
+
+
+@contextmanager
+def storage_errors(path: str | Path) -> Iterator[None]:
+    """Libraries that write in native code report a full disk as their own exception: safetensors as
+    `SafetensorError(... (os error 28))`, torch as `RuntimeError(... file write failed)`. Inside the block such an error
+    becomes the OSError it is, naming `path` (the folder being written), so the CLI prints one line."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
+    except Exception as exc:
+        found = re.search(r"os error (\d+)", str(exc))
+        code = int(found.group(1)) if found else None
+        if code is None and "write failed" in str(exc):  # torch names no errno: a full disk is the usual cause
+            try:
+                code = errno.ENOSPC if shutil.disk_usage(Path(path).parent).free < (64 << 20) else None
+            except OSError:
+                code = None
+        if code in STORAGE_ERRORS:
+            raise OSError(code, os.strerror(code), str(path)) from exc
+        raise
 
 
 def run_cli(app) -> None:

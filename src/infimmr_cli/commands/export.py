@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 
 from infimmr_cli.data.records import read_json_file
-from infimmr_cli.errors import UsageError
+from infimmr_cli.errors import UsageError, storage_errors
 
 STEP_PREFIX = "step-"
 
@@ -130,10 +130,11 @@ def run(ckpt: str | Path, out: str | Path, dtype: str = "bf16", trust_remote_cod
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        processor.save_pretrained(tmp)
-        record = {"exported_from": str(src.resolve()), "dtype": dtype, "versions": versions(), **lineage(src)}
-        (tmp / "lineage.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+        with storage_errors(out):  # a full disk: one line naming --out; nothing appears there
+            model.save_pretrained(tmp, safe_serialization=True)
+            processor.save_pretrained(tmp)
+            record = {"exported_from": str(src.resolve()), "dtype": dtype, "versions": versions(), **lineage(src)}
+            (tmp / "lineage.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
         tokens = verify(tmp)
         if out.exists():
             shutil.rmtree(out)

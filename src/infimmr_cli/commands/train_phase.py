@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from infimmr_cli.errors import UsageError
+from infimmr_cli.errors import UsageError, storage_errors
 from infimmr_cli.training.config import load_config, parse_sets, check_config
 
 
@@ -139,10 +139,12 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
             state = {"step": step + 1, "prompts_seen": (step + 1) * cfg.prompts_per_step, "metrics": metrics.rows}
             bar.update(task, advance=1, info=f"reward {row['reward_mean']:.3f}  len {row['response_len_mean']:.0f}")
             if (step + 1) % cfg.save_every == 0 or step + 1 == total:
-                checkpoint.save(ckpt_root, step + 1, run_state.updater, run_state.processor, resolved, state, dist,
-                                cfg.keep_last)
+                with storage_errors(ckpt_root):  # a full disk: one line; the previous checkpoint stays complete
+                    checkpoint.save(ckpt_root, step + 1, run_state.updater, run_state.processor, resolved, state,
+                                    dist, cfg.keep_last)
     metrics.close()
-    _export_final(run_state, out_dir / "final")
+    with storage_errors(out_dir / "final"):
+        _export_final(run_state, out_dir / "final")
     if dist.is_main:
         _summary(console, cfg, metrics.rows, out_dir)
         if run_state.problems:
