@@ -483,3 +483,15 @@ def test_train_phase_on_a_full_disk_is_one_line_and_leaves_no_checkpoint(tmp_pat
     assert "run/checkpoints: no space left on the device" in proc.stderr.replace("\n", "")
     # `ls` shows only the temp folder the failed save left, which the next save (or a resume) clears: no step-N
     assert "step-000001\n" not in proc.stderr
+
+
+def test_prepare_names_a_damaged_parquet_file(tmp_path):
+    from conftest import run_cli
+
+    import exports
+
+    path = exports.make_mathvista_export(tmp_path / "vista")
+    path.write_bytes(path.read_bytes()[:200])
+    proc = run_cli("prepare", "--from", "mathvista", "--in", tmp_path / "vista", "--out", tmp_path / "o" / "r.jsonl",
+                   check=False)
+    _one_line_error(proc, "testmini-00000-of-00001.parquet: <file>: not a readable parquet file")

@@ -163,6 +163,12 @@ def check_model_files(path: str | Path) -> None:
                 raise UsageError(str(exc)) from None
             if not isinstance(data, dict):
                 raise UsageError(f"{f}: <file>: expected a JSON object, got {type(data).__name__}")
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set((read_json_file(index).get("weight_map") or {}).values()))
+        missing = [s for s in shards if not (path / s).is_file()]
+        if missing:
+            raise UsageError(f"{index}: weight_map: {len(missing)} of {len(shards)} shards missing (first: {missing[0]})")
     for f in sorted(path.glob("*.safetensors")):
         _check_safetensors(f)
 

@@ -119,7 +119,12 @@ def _parquet_rows(files: list[Path], ctx: PrepareContext, columns: tuple[str, ..
     """(where, row) for every row, rows as plain dicts (images stay {bytes, path}); checks the columns first."""
     import pyarrow.parquet as pq
 
-    pfs = [pq.ParquetFile(f) for f in files]
+    pfs = []
+    for f in files:
+        try:
+            pfs.append(pq.ParquetFile(f))
+        except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError: a truncated or non-parquet file
+            raise RecordError(f"{f}: <file>: not a readable parquet file ({exc})") from None
     ctx.on_total(sum(pf.metadata.num_rows for pf in pfs))
     for f, pf in zip(files, pfs):
         names = set(pf.schema_arrow.names)
