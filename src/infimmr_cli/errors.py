@@ -52,8 +52,9 @@ def storage_errors(path: str | Path) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        if exc.filename is None:
-            exc.filename = str(path)
+        from infimmr_cli.files import name_path
+
+        name_path(exc, path)
         raise
     except Exception as exc:
         found = re.search(r"os error (\d+)", str(exc))
