@@ -175,6 +175,8 @@ def test_train_phase_skips_bad_images_counts_them_and_finishes(tmp_path, tiny_mo
     assert set(warned) == {"v1", "v3"}
     assert "too large" in warned["v1"] and "truncated" in warned["v3"]
     assert (out / "final" / "config.json").is_file()
+    counts = json.loads((out / "run_config.json").read_text())["prompts"]
+    assert counts == {"records": 8, "in_view": 6, "too_long": 0, "unreadable_image": 1, "usable": 5}
 
 
 def test_a_prompt_with_an_undecodable_image_is_swapped_for_the_next_readable_one(tmp_path, tiny_model_dir):

@@ -79,6 +79,10 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
     prompts = load_prompts(cfg.data, cfg.phase, processor, cfg.max_prompt_len)
     sampler = PromptSampler(len(prompts.items), cfg.prompts_per_step, cfg.seed, dist.rank, dist.world_size)
     resolved = report.provenance(cfg)
+    # what the data gave: a reader of run_config.json sees how many prompts were skipped and why
+    resolved["prompts"] = {"records": prompts.view.total, "in_view": len(prompts.view.items),
+                           "too_long": len(prompts.too_long), "unreadable_image": len(prompts.bad),
+                           "usable": len(prompts.items)}
     if dry_run:
         gpus = gpus or (dist.world_size if dist.enabled else max(1, torch.cuda.device_count()))
         report.print_dry_run(console, cfg, prompts, processor, report.memory_estimate(cfg, gpus, nodes), resolved)
