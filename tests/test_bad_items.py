@@ -254,7 +254,7 @@ def test_non_utf8_bytes_are_one_line_naming_file_and_line(tmp_path):
         read_predictions(preds)
 
 
-# ---- a full, limited or read-only disk --------------------------------------------------------------------------------
+# ---- a full, limited or read-only disk -------------------------------------------------------------------------------
 def _shell(script: str, tmp: Path, **env: str):
     """Run `script` in bash with this checkout's CLI as $INFIMMR, no traceback allowed to hide in a pass."""
     import subprocess
@@ -282,7 +282,8 @@ def _big_deepscaler(path: Path, n: int = 400) -> Path:
 
 def test_a_file_size_limit_is_one_line_and_leaves_no_output(tmp_path):
     export = _big_deepscaler(tmp_path / "deepscaler.json")  # ~120 KB of records to write
-    proc = _shell(f"ulimit -f 64; $INFIMMR prepare --from deepscaler --in {export} --out {tmp_path}/out/p.jsonl", tmp_path)
+    proc = _shell(f"ulimit -f 64; $INFIMMR prepare --from deepscaler --in {export} --out {tmp_path}/out/p.jsonl",
+                  tmp_path)
     _one_line_error(proc, f"{tmp_path}/out/p.jsonl: file too large")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []  # no records, no temp file
 
@@ -349,7 +350,7 @@ def test_a_read_only_output_is_one_line_in_score_and_decontam(tmp_path):
     _one_line_error(proc, "disk/out: read-only file system")
 
 
-# ---- other tracebacks that are now one line ---------------------------------------------------------------------------
+# ---- other tracebacks that are now one line --------------------------------------------------------------------------
 def _results(folder: Path, benchmarks) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps({"benchmarks": benchmarks}))
@@ -369,7 +370,8 @@ def test_compare_refuses_a_malformed_results_file_in_one_line(tmp_path, entry, w
     proc = run_cli("compare", run, "--out", tmp_path / "table", check=False)
     _one_line_error(proc, "run/results.json", words)
     (run / "results.json").write_text('{"benchmarks": {"math500": ')
-    _one_line_error(run_cli("compare", run, "--out", tmp_path / "table", check=False), "results.json:1: <file>: not valid JSON")
+    _one_line_error(run_cli("compare", run, "--out", tmp_path / "table", check=False),
+                    "results.json:1: <file>: not valid JSON")
 
 
 def test_compare_shows_n_a_when_nothing_was_scored(tmp_path):
@@ -422,7 +424,7 @@ def test_prepare_names_a_json_line_that_is_a_list(tmp_path):
     assert not (tmp_path / "out" / "r.jsonl").exists()
 
 
-# ---- empty inputs -----------------------------------------------------------------------------------------------------
+# ---- empty inputs ----------------------------------------------------------------------------------------------------
 def test_empty_inputs_finish_with_a_zero_records_line(tmp_path):
     from conftest import run_cli
     from test_classify_caption import ScriptedEngine, factory
@@ -480,7 +482,8 @@ def test_train_phase_on_a_full_disk_is_one_line_and_leaves_no_checkpoint(tmp_pat
     sets = " ".join(f"--set {s}" for s in ("prompts_per_step=4", "group_size=4", "update_batch=2", "micro_batch=4",
                                            "max_response_len=8", "deepspeed="))
     proc = _in_a_tiny_tmpfs(f"$INFIMMR train-phase --phase fra --data {data} --init {tiny_model_dir} --out $DISK/run "
-                            f"--steps 1 {sets}; echo exit=$? >&2; ls -A $DISK/run/checkpoints >&2", tmp_path, size="512k")
+                            f"--steps 1 {sets}; echo exit=$? >&2; ls -A $DISK/run/checkpoints >&2", tmp_path,
+                            size="512k")
     assert "Traceback" not in proc.stderr and "exit=2" in proc.stderr, proc.stderr
     assert "run/checkpoints: no space left on the device" in proc.stderr.replace("\n", "")
     # `ls` shows only the temp folder the failed save left, which the next save (or a resume) clears: no step-N

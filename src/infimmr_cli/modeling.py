@@ -168,7 +168,8 @@ def check_model_files(path: str | Path) -> None:
         shards = sorted(set((read_json_file(index).get("weight_map") or {}).values()))
         missing = [s for s in shards if not (path / s).is_file()]
         if missing:
-            raise UsageError(f"{index}: weight_map: {len(missing)} of {len(shards)} shards missing (first: {missing[0]})")
+            raise UsageError(f"{index}: weight_map: {len(missing)} of {len(shards)} shards missing "
+                             f"(first: {missing[0]})")
     for f in sorted(path.glob("*.safetensors")):
         _check_safetensors(f)
 

@@ -230,8 +230,8 @@ def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None
         gen = _Generator(model, engine, processor, batch_size, dtype,
                          _sampling(temperature, top_p, top_k, max_new_tokens, seed))
         for spec, recs, every, src in loaded:
-            entries[spec.name] = _generate(spec, recs, len(every), src, out, gen, reward, workers, score_timeout, console,
-                                           max_prompt_len)
+            entries[spec.name] = _generate(spec, recs, len(every), src, out, gen, reward, workers, score_timeout,
+                                           console, max_prompt_len)
     results = merge_results(out, entries)
     for entry in entries.values():
         print_bench(console, entry)

@@ -23,7 +23,8 @@ DEFAULT_MIN_PIXELS = 4 * 28 * 28
 DEFAULT_MAX_PIXELS = 16384 * 28 * 28
 
 # Largest image (width x height, from the header) we agree to decode: well under Pillow's decompression-bomb limit
-# (89.5 M warns, 179 M raises), and 4x the largest image in the paper's training data. INFIMMR_MAX_IMAGE_PIXELS changes it.
+# (89.5 M warns, 179 M raises; an image just under it costs about 1.3 GB to decode).
+# INFIMMR_MAX_IMAGE_PIXELS changes it.
 MAX_IMAGE_PIXELS = 50_000_000
 MAX_IMAGE_PIXELS_ENV = "INFIMMR_MAX_IMAGE_PIXELS"
 

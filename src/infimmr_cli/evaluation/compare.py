@@ -108,7 +108,8 @@ def draw_png(rows: list[Row], path: str | Path) -> Path:
         for bar, c in zip(bars, cols):
             if c in r.cells:
                 pct = r.cells[c].pct
-                ax.annotate("n/a" if pct is None else f"{pct:.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ax.annotate("n/a" if pct is None else f"{pct:.1f}",
+                            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                             ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(cols)), [title(c) for c in cols])
     ax.set_ylabel("accuracy (%)")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from infimmr_cli.data.images import ImageError, image_size
+from infimmr_cli.data.images import image_size
 from infimmr_cli.errors import UsageError
 from infimmr_cli.training.phases import PhaseItem, PhaseView, phase_view
 from infimmr_cli.data.records import read_records

@@ -66,7 +66,7 @@ def memory_estimate(cfg, gpus: int, nodes: int) -> dict[str, Any] | None:
 def print_dry_run(console: Console, cfg, prompts, processor, estimate: dict | None, resolved: dict) -> None:
     view = prompts.view
     table = Table(title=f"train-phase {cfg.phase}: data view")
-    for col in ("records read", f"other modality", "in view", "too long (skipped)", "unreadable image (skipped)",
+    for col in ("records read", "other modality", "in view", "too long (skipped)", "unreadable image (skipped)",
                 "usable"):
         table.add_column(col, justify="right")
     table.add_row(str(view.total), str(view.excluded), str(len(view.items)), str(len(prompts.too_long)),

@@ -42,9 +42,9 @@ def media_token_ids(tokenizer) -> list[int]:
 def load_images(items: list[PhaseItem], processor, pool: list[PhaseItem] | None = None,
                 known_bad: dict[str, str] | None = None) -> tuple[list[PhaseItem], list, int, list[tuple[str, str]]]:
     """Each item's images. An item whose image cannot be decoded (a header that reads but pixel data that does not) is
-    replaced by the next prompt of `pool` after it that loads, preferring one not in this batch, so every rank keeps its
-    share of sequences and the run goes on; a resumed run makes the same swaps. `known_bad` (id -> error) is consulted and
-    grown. Returns (items, images, number replaced, newly found (id, error))."""
+    replaced by the next prompt of `pool` after it that loads, preferring one not in this batch, so every rank keeps
+    its share of sequences and the run goes on; a resumed run makes the same swaps. `known_bad` (id -> error) is
+    consulted and grown. Returns (items, images, number replaced, newly found (id, error))."""
     known_bad = {} if known_bad is None else known_bad
     pool = pool or []
     where = {it.record.id: i for i, it in enumerate(pool)}
