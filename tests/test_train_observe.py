@@ -123,3 +123,19 @@ def test_sampling_off_writes_no_samples(tmp_path, train_data, tiny_model_dir):
     out = _train(tmp_path / "run", train_data, tiny_model_dir, steps=1, extra=["log_rollouts_every=0"], val=False)
     assert not (out / "rollouts.jsonl").exists() or not (out / "rollouts.jsonl").read_text()
     assert [r["step"] for r in _lines(out / "metrics.jsonl")] == [1]
+
+
+def test_a_validation_item_with_an_unreadable_image_costs_that_item(tmp_path, train_data, tiny_model_dir):
+    val = tmp_path / "val"
+    val.mkdir()
+    (val / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    good = json.loads(train_data.read_text().splitlines()[-1])
+    shutil.copy(train_data.parent / good["images"][0], val / good["images"][0])
+    bad = {**good, "id": "broken", "images": ["broken.png"]}
+    (val / "val.jsonl").write_text(json.dumps(bad) + "\n" + json.dumps(good) + "\n")
+    out = run(sets=SMALL + ["val_every=1"], phase="mre", data=train_data, init=tiny_model_dir, out=tmp_path / "run",
+              steps=1, reward=f"{train_data.parent / 'share_reward.py'}:share", val_data=val / "val.jsonl")
+    lines = {x["id"]: x for x in _lines(out / "val" / "step-000001.jsonl")}
+    assert "error" in lines["broken"] and lines["broken"]["completion"] == "" and not lines["broken"]["correct"]
+    assert "error" not in lines[good["id"]]
+    assert [r["val_n"] for r in _lines(out / "metrics.jsonl")] == [2, 2]

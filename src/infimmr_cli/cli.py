@@ -167,6 +167,7 @@ def eval_cmd(
     engine: Annotated[str, typer.Option(help="auto (vLLM on GPU when installed, else HF), hf or vllm.")] = "auto",
     batch_size: Annotated[Optional[int], typer.Option(help="Prompts per generate call (default 8 on HF, 256 on vLLM).")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest completion.")] = 2048,
+    max_prompt_len: Annotated[int, typer.Option(help="Longest prompt in tokens (images included); a longer item is scored 0 and listed in predictions.jsonl.warnings.jsonl.")] = 16384,
     temperature: Annotated[float, typer.Option(help="0 = greedy (default).")] = 0.0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling when temperature > 0.")] = 1.0,
     top_k: Annotated[int, typer.Option(help="Top-k when temperature > 0; 0 = off.")] = 0,
@@ -194,7 +195,7 @@ def eval_cmd(
 
     run(bench, out, model=model, data_dir=data_dir, records=records, predictions=predictions, engine=engine,
         batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-        seed=seed, limit=limit, dtype=dtype, workers=workers, reward=reward)
+        seed=seed, limit=limit, dtype=dtype, workers=workers, reward=reward, max_prompt_len=max_prompt_len)
 
 
 @app.command("compare", epilog="Examples: infimmr compare base=runs/eval/base fra=runs/eval/fra cmra=runs/eval/cmra "

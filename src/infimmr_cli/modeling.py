@@ -143,7 +143,59 @@ def check_model_dir(path: str | Path) -> Path:
         missing.append("preprocessor_config.json (processor files)")
     if missing:
         raise FileNotFoundError(f"{path}: not a complete model directory; missing {', '.join(missing)}")
+    check_model_files(path)
     return path
+
+
+def check_model_files(path: str | Path) -> None:
+    """The JSON files are JSON objects and every `*.safetensors` has a readable header whose tensors fit in the file:
+    a damaged or half-copied checkpoint is one line naming the file, not a traceback from deep inside a loader."""
+    from infimmr_cli.data.records import RecordError, read_json_file
+    from infimmr_cli.errors import UsageError
+
+    path = Path(path)
+    for name in ("config.json", "adapter_config.json", "model.safetensors.index.json"):
+        f = path / name
+        if f.is_file():
+            try:
+                data = read_json_file(f)
+            except RecordError as exc:
+                raise UsageError(str(exc)) from None
+            if not isinstance(data, dict):
+                raise UsageError(f"{f}: <file>: expected a JSON object, got {type(data).__name__}")
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        shards = sorted(set((read_json_file(index).get("weight_map") or {}).values()))
+        missing = [s for s in shards if not (path / s).is_file()]
+        if missing:
+            raise UsageError(f"{index}: weight_map: {len(missing)} of {len(shards)} shards missing "
+                             f"(first: {missing[0]})")
+    for f in sorted(path.glob("*.safetensors")):
+        _check_safetensors(f)
+
+
+def _check_safetensors(f: Path) -> None:
+    """safetensors layout: 8-byte little-endian header length, a JSON header of {name: {dtype, shape, data_offsets}},
+    then the tensor bytes; offsets are relative to the end of the header."""
+    import json
+    import struct
+
+    from infimmr_cli.errors import UsageError
+
+    size = f.stat().st_size
+    with f.open("rb") as fh:
+        head = fh.read(8)
+        n = struct.unpack("<Q", head)[0] if len(head) == 8 else -1
+        if n < 2 or n > min(size - 8, 100 << 20):
+            raise UsageError(f"{f}: not a readable safetensors file (header length {n} in a {size}-byte file)")
+        try:
+            header = json.loads(fh.read(n))
+            ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise UsageError(f"{f}: not a readable safetensors file (header: {type(exc).__name__}: {exc})") from None
+    need = 8 + n + max(ends, default=0)
+    if need > size:
+        raise UsageError(f"{f}: truncated safetensors file: its tensors need {need} bytes, the file has {size}")
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device = "cpu") -> torch.dtype:

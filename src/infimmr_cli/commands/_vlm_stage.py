@@ -106,11 +106,25 @@ def run_stage(name: str, in_path: str | Path, out_path: str | Path, process: Pro
                     writer.write(done)
                     bar.advance(task, len(chunk))
         final = writer.finish()
+    _report_item_errors(name, final, console)
     from infimmr_cli.provenance import write_provenance
 
     write_provenance(final, name, settings or {}, {"input": in_path},
                      results={"records": len(records), "processed_in_this_run": len(todo)})
     return final, len(todo)
+
+
+def _report_item_errors(name: str, out: Path, console: Console) -> None:
+    """`<out>.warnings.jsonl` from the records that carry `meta.<name>_error`, and their count on screen."""
+    from infimmr_cli.data.item_errors import write_warnings
+
+    key = f"{name}_error"
+    problems = [(r.id, str(r.meta[key])) for r in iter_records(out, check_images=False, allow_outside=True)
+                if key in r.meta]
+    path = write_warnings(out, name, problems)
+    if path is not None:
+        console.print(f"[yellow]{name}: {len(problems)} records could not be processed (meta.{key}); listed in "
+                      f"{path}[/]", highlight=False)
 
 
 def engine_opener(model: str | Path, engine: str, batch_size: int) -> EngineFactory:
@@ -133,7 +147,7 @@ def generate_per_image(records: Sequence[Record], engine, processor, messages_fo
 
     Returns ({(record index, image index): Completion}, {record index: error for an image that cannot be read}).
     """
-    from infimmr_cli.data.images import load_record_images
+    from infimmr_cli.data.images import ImageError, load_record_images
     from infimmr_cli.rollout import Request
 
     requests, owners, errors = [], [], {}
@@ -142,7 +156,7 @@ def generate_per_image(records: Sequence[Record], engine, processor, messages_fo
             continue
         try:
             images = load_record_images(rec, processor)
-        except ValueError as exc:  # a corrupt file costs this record, not the run
+        except ImageError as exc:  # a corrupt or oversized file costs this record, not the run
             errors[i] = str(exc)
             continue
         for j, image in enumerate(images):

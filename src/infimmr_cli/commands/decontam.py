@@ -105,6 +105,7 @@ def run(train: str | Path, bench: Sequence[str | Path], out: str | Path, removed
     text_seconds = time.perf_counter() - t0
 
     embed_info = None
+    problems: list[tuple[str, str]] = []
     if use_embedding:
         if embedder is None:
             kw = {}
@@ -132,12 +133,26 @@ def run(train: str | Path, bench: Sequence[str | Path], out: str | Path, removed
             sim = round(float(best[k]), 6)
             removals[i] = Removal(train_recs[i], "embedding", b, bfile, f"cosine {sim:.4f} > {threshold}", sim)
         embed_info = {"embedded": stats.computed, "from_cache": stats.cached, "empty": stats.skipped_empty,
-                      "seconds": round(stats.seconds, 3), "cache": str(store.folder)}
+                      "image_errors": len(stats.errors), "seconds": round(stats.seconds, 3),
+                      "cache": str(store.folder)}
+        # An item whose image cannot be read was judged by the text stage only: the run goes on and says so.
+        for k, msg in stats.errors.items():
+            if k < nb:
+                b, bfile = bench_recs[k]
+                problems.append((b.id, f"benchmark item in {bfile}: not embedded, no training item compared "
+                                       f"against it by image: {msg}"))
+            else:
+                i = survivors[k - nb]
+                train_recs[i] = train_recs[i].replace(meta={**train_recs[i].meta, "decontam_error": msg})
+                problems.append((train_recs[i].id, f"kept after the text stage only: {msg}"))
 
     kept = [r for i, r in enumerate(train_recs) if i not in removals]
     ordered = [removals[i] for i in sorted(removals)]
     write_records(out, kept)
     write_records(removed, [r.to_dict() for r in ordered])
+    from infimmr_cli.data.item_errors import write_warnings
+
+    warned = write_warnings(out, "decontam", problems)
     from infimmr_cli.provenance import write_provenance
 
     write_provenance(out, "decontam", {"threshold": threshold, "embedding": not no_embedding,
@@ -150,6 +165,9 @@ def run(train: str | Path, bench: Sequence[str | Path], out: str | Path, removed
               "by_stage": dict(Counter(r.stage for r in ordered)), "by_source": summary,
               "text_seconds": round(text_seconds, 3), "embedding": embed_info}
     _print(console, result, use_embedding, threshold, out, removed)
+    if warned is not None:
+        console.print(f"[yellow]decontam: {len(problems)} items have an image that cannot be read (not embedded); "
+                      f"listed in {warned}[/]", highlight=False)
     return result
 
 

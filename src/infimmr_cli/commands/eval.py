@@ -29,6 +29,9 @@ from infimmr_cli.data.records import Record, RecordError, iter_json_lines, norma
 from infimmr_cli.files import atomic_write_text, partial_path
 
 DEFAULT_MAX_NEW_TOKENS = 2048
+# Longest prompt (tokens after image expansion) sent to the model; a longer one is scored 0 and listed, never generated:
+# a 1 MB question would otherwise ask the engine for a terabyte. 16384 holds the largest image Qwen2.5-VL accepts.
+DEFAULT_MAX_PROMPT_LEN = 16384
 HF_BATCH, VLLM_BATCH = 8, 256
 
 
@@ -50,7 +53,7 @@ def bench_records(bench, out_dir: Path, data_dir: Path | None, records_file: Pat
         export = bench.find_export(data_dir)
         path = out_dir / bench.name / "records.jsonl"
         prov = path.with_name(path.name + ".provenance.json")
-        made_from = json.loads(prov.read_text()).get("input") if prov.is_file() else None
+        made_from = _json_object(prov).get("input") if prov.is_file() else None
         if not path.is_file() or made_from != str(export.resolve()):
             from infimmr_cli.commands.prepare import run as prepare
 
@@ -61,6 +64,16 @@ def bench_records(bench, out_dir: Path, data_dir: Path | None, records_file: Pat
         raise RecordError(f"{path}: source: record {wrong[0].id!r} is from {wrong[0].source!r}, not {bench.reader}; "
                           f"is this the right file for --bench {bench.name}?")
     return recs, path
+
+
+def _json_object(path: Path) -> dict[str, Any]:
+    """One of our own JSON files (run.json, a provenance file), read back with a one-line error when damaged."""
+    from infimmr_cli.data.records import read_json_file
+
+    data = read_json_file(path)
+    if not isinstance(data, dict):
+        raise RecordError(f"{path}: <file>: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 # ---------------------------------------------------------------- predictions files
@@ -88,14 +101,18 @@ def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def prediction_line(rec: Record, completion: str, score: dict[str, Any], finish_reason: str | None = None,
-                    n_tokens: int | None = None, official: bool | None = None) -> dict[str, Any]:
+                    n_tokens: int | None = None, official: bool | None = None, error: str | None = None
+                    ) -> dict[str, Any]:
     from infimmr_cli.evaluation.tally import is_correct
     from infimmr_cli.data.prompt import question_text
 
-    return {"id": rec.id, "prompt": question_text(rec), "completion": completion, "extracted": score.get("extracted"),
+    line = {"id": rec.id, "prompt": question_text(rec), "completion": completion, "extracted": score.get("extracted"),
             "gold": rec.answer, "format": score.get("format"), "accuracy": score.get("accuracy"),
             "overall": score.get("overall"), "correct": is_correct(score), "official": official,
             "finish_reason": finish_reason, "completion_tokens": n_tokens}
+    if error:  # the item was never generated (unreadable image, prompt too long): it counts, as wrong
+        line["error"] = error
+    return line
 
 
 def official_verdicts(completions: list[str], records: list[Record], workers: int | None, timeout: float
@@ -109,6 +126,38 @@ def official_verdicts(completions: list[str], records: list[Record], workers: in
     return [o.get("official", False) for o in outs]
 
 
+def skipped_line(rec: Record, error: str) -> dict[str, Any]:
+    """The prediction of an item the model never saw: empty completion, every reward 0."""
+    return prediction_line(rec, "", {"format": 0.0, "accuracy": 0.0, "overall": 0.0}, "skipped", 0, official=False,
+                           error=error)
+
+
+def build_request(rec: Record, processor, max_prompt_len: int):
+    """The engine request for one record; ImageError when an image cannot be read or the prompt is over the limit.
+
+    The length is counted from the image headers before any image is decoded (training.batching.prompt_length, as
+    train-phase counts it); a processor without a tokenizer (a test's fake engine) skips the count.
+    """
+    from infimmr_cli.data.images import ImageError, image_size, load_record_images
+    from infimmr_cli.data.prompt import build_messages
+    from infimmr_cli.rollout.base import Request
+
+    messages = build_messages(rec)
+    if getattr(processor, "tokenizer", None) is not None:
+        from infimmr_cli.training.batching import prompt_length
+
+        sizes = [image_size(p) for p in rec.image_paths()]
+        try:
+            n = prompt_length(processor, messages, sizes)
+        except ImageError:
+            raise
+        except ValueError as exc:  # the resize rule refuses the image (aspect ratio over 200)
+            raise ImageError(f"{', '.join(map(str, rec.image_paths()))}: {exc}") from None
+        if n > max_prompt_len:
+            raise ImageError(f"prompt is {n} tokens, over --max-prompt-len {max_prompt_len}")
+    return Request(messages, load_record_images(rec, processor))
+
+
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -117,11 +166,12 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 # ---------------------------------------------------------------- provenance
 
 
-def check_origin(run_json: Path, origin: dict[str, Any], keys=("model", "sampling", "system_prompt", "reward")) -> None:
+def check_origin(run_json: Path, origin: dict[str, Any],
+                 keys=("model", "sampling", "system_prompt", "reward", "max_prompt_len")) -> None:
     """Refuse to append to predictions another model or other settings made: one predictions file, one run."""
     if not run_json.is_file():
         return
-    before = json.loads(run_json.read_text(encoding="utf-8"))
+    before = _json_object(run_json)
     for key in keys:
         if key in before and before[key] != origin[key]:
             raise UsageError(f"{run_json}: {key}: the predictions here were made with {before[key]!r}, this run uses "
@@ -136,7 +186,8 @@ def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None
         engine: Any = "auto", batch_size: int | None = None, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0, limit: int | None = None,
         dtype: str = "auto", workers: int | None = None, reward: str = "default", score_timeout: float = 5.0,
-        processor: Any = None, quiet: bool = False) -> dict[str, dict[str, Any]]:
+        processor: Any = None, quiet: bool = False,
+        max_prompt_len: int = DEFAULT_MAX_PROMPT_LEN) -> dict[str, dict[str, Any]]:
     """Evaluate `model` on each bench (or rescore `predictions`), write OUT/<bench>/… and OUT/results.json.
 
     records / predictions: one file per bench, in --bench order. `engine` is "auto"|"hf"|"vllm" or an object with
@@ -164,6 +215,8 @@ def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None
         check_model_dir(model)  # fail before preparing any bench, naming what the folder lacks
     if limit is not None and limit < 1:
         raise UsageError(f"--limit: {limit} must be at least 1")
+    if max_prompt_len < 1:
+        raise UsageError(f"--max-prompt-len: {max_prompt_len} must be at least 1")
     if data_dir is None and os.environ.get("INFIMMR_DATA"):
         data_dir = os.environ["INFIMMR_DATA"]
     out = Path(out)
@@ -174,10 +227,17 @@ def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None
     loaded = []
     for i, spec in enumerate(specs):
         recs, src = bench_records(spec, out, data_dir, Path(records[i]) if records else None, quiet=True)
+        if not recs:  # an empty input is not an error: say so, and evaluate the other benches
+            console.print(f"{spec.name}: 0 records in {src}; nothing to evaluate", highlight=False)
+            continue
         loaded.append((spec, recs[:limit] if limit else recs, recs, src))
+    rescoring = bool(predictions)
+    if rescoring:
+        kept = {s.name for s, *_ in loaded}
+        predictions = [p for p, spec in zip(predictions, specs) if spec.name in kept]
 
     entries: dict[str, dict[str, Any]] = {}
-    if predictions:
+    if rescoring:
         for (spec, recs, every, src), pfile in zip(loaded, predictions):
             entries[spec.name] = _rescore(spec, recs, every, src, Path(pfile), out, reward, workers, score_timeout,
                                           console)
@@ -185,7 +245,8 @@ def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None
         gen = _Generator(model, engine, processor, batch_size, dtype,
                          _sampling(temperature, top_p, top_k, max_new_tokens, seed))
         for spec, recs, every, src in loaded:
-            entries[spec.name] = _generate(spec, recs, len(every), src, out, gen, reward, workers, score_timeout, console)
+            entries[spec.name] = _generate(spec, recs, len(every), src, out, gen, reward, workers, score_timeout,
+                                           console, max_prompt_len)
     results = merge_results(out, entries)
     for entry in entries.values():
         print_bench(console, entry)
@@ -233,21 +294,20 @@ class _Generator:
 
 
 def _origin_fields(run_json: Path) -> dict[str, Any]:
-    return json.loads(run_json.read_text(encoding="utf-8")) if run_json.is_file() else {}
+    return _json_object(run_json) if run_json.is_file() else {}
 
 
 def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _Generator, reward: str,
-              workers: int | None, timeout: float, console: Console) -> dict[str, Any]:
+              workers: int | None, timeout: float, console: Console,
+              max_prompt_len: int = DEFAULT_MAX_PROMPT_LEN) -> dict[str, Any]:
     from infimmr_cli.evaluation.tally import is_correct
-    from infimmr_cli.data.images import load_record_images
-    from infimmr_cli.data.prompt import build_messages
+    from infimmr_cli.data.images import ImageError
     from infimmr_cli.data.records import ResumableWriter
     from infimmr_cli.rewards.scoring import score_batch
-    from infimmr_cli.rollout.base import Request
 
     bench_dir = out / spec.name
     pred_path, run_json = bench_dir / "predictions.jsonl", bench_dir / "run.json"
-    origin = {**gen.origin(), "reward": reward}
+    origin = {**gen.origin(), "reward": reward, "max_prompt_len": max_prompt_len}
     check_origin(run_json, origin)
     wanted = {r.id for r in recs}
     if pred_path.is_file():
@@ -268,13 +328,22 @@ def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _
                     task = progress.add_task("items", total=len(recs), completed=len(recs) - len(todo), right=0)
                     right = 0
                     for chunk in _chunks(todo, gen.batch_size):
-                        requests = [Request(build_messages(r), load_record_images(r, gen.processor)) for r in chunk]
-                        outs = engine.generate(requests, gen.sampling)
+                        lines, ready, requests = {}, [], []
+                        for r in chunk:  # a bad item costs that item: it is written as a 0-scored line
+                            try:
+                                requests.append(build_request(r, gen.processor, max_prompt_len))
+                                ready.append(r)
+                            except ImageError as exc:
+                                lines[r.id] = skipped_line(r, str(exc))
+                        outs = engine.generate(requests, gen.sampling) if requests else []
                         texts = [o[0].text for o in outs]
-                        scores = score_batch(texts, list(chunk), reward=reward, workers=workers, timeout=timeout)
-                        verdicts = official_verdicts(texts, list(chunk), workers, timeout)
-                        writer.write([prediction_line(r, o[0].text, s, o[0].finish_reason, len(o[0].token_ids), v)
-                                      for r, o, s, v in zip(chunk, outs, scores, verdicts)])
+                        scores = (score_batch(texts, ready, reward=reward, workers=workers, timeout=timeout)
+                                  if ready else [])
+                        verdicts = official_verdicts(texts, ready, workers, timeout) if ready else []
+                        for r, o, s, v in zip(ready, outs, scores, verdicts):
+                            lines[r.id] = prediction_line(r, o[0].text, s, o[0].finish_reason, len(o[0].token_ids),
+                                                          v)
+                        writer.write([lines[r.id] for r in chunk])
                         right += sum(is_correct(s) for s in scores)
                         progress.update(task, advance=len(chunk), right=right)
             writer.finish()
@@ -303,7 +372,8 @@ def _rescore(spec, recs: list[Record], every: list[Record], src: Path, pfile: Pa
     verdicts = official_verdicts(completions, scored, workers, timeout)
     seconds = time.perf_counter() - started
     lines = [prediction_line(r, preds[r.id]["completion"], s, preds[r.id].get("finish_reason"),
-                             preds[r.id].get("completion_tokens"), v) for r, s, v in zip(scored, scores, verdicts)]
+                             preds[r.id].get("completion_tokens"), v, preds[r.id].get("error"))
+             for r, s, v in zip(scored, scores, verdicts)]
     bench_dir = out / spec.name
     write_records(bench_dir / "predictions.jsonl", lines)
     origin = {**origin, "reward": reward, "rescored_from": str(pfile.resolve()), "records": str(src),
@@ -335,5 +405,13 @@ def _report(spec, recs: list[Record], total: int, pred_path: Path, origin: dict[
             official[i] = v
     counts = tally(recs, lines, spec.subsets, spec.order, official=official)
     rel = os.path.relpath(pred_path, pred_path.parent.parent)
-    keep = {k: origin[k] for k in ("model", "engine", "sampling", "reward", "rescored_from") if k in origin}
+    keep = {k: origin[k] for k in ("model", "engine", "sampling", "reward", "rescored_from", "max_prompt_len")
+            if k in origin}
+    from infimmr_cli.data.item_errors import warnings_path, write_warnings
+
+    problems = [(r.id, str(preds[r.id]["error"])) for r in recs if preds[r.id].get("error")]
+    write_warnings(pred_path, "eval", problems)
+    if problems:  # counted in N as wrong answers; named so that a reader knows the model never saw them
+        keep["not_generated"] = {"count": len(problems),
+                                 "warnings": os.path.relpath(warnings_path(pred_path), pred_path.parent.parent)}
     return bench_entry(spec.name, recs[0].source if recs else spec.reader, counts, total, spec.items, rel, keep)

@@ -16,7 +16,8 @@ from typing import Any
 
 from rich.console import Console
 
-from infimmr_cli.errors import UsageError
+from infimmr_cli.data.records import read_json_file
+from infimmr_cli.errors import UsageError, storage_errors
 
 STEP_PREFIX = "step-"
 
@@ -50,7 +51,7 @@ def resolve_checkpoint(ckpt: str | Path) -> Path:
 def _run_config(ckpt: Path) -> dict[str, Any] | None:
     for candidate in (ckpt / "run_config.json", ckpt.parent / "run_config.json", ckpt.parent.parent / "run_config.json"):
         if candidate.is_file():
-            return json.loads(candidate.read_text())
+            return read_json_file(candidate)
     return None
 
 
@@ -58,7 +59,7 @@ def lineage(ckpt: Path, depth: int = 0) -> dict[str, Any]:
     """Follow `init` back through the phases: {"base": model dir, "phases": [oldest first, each a resolved config]}."""
     ckpt = Path(ckpt)
     if (ckpt / "lineage.json").is_file():
-        return json.loads((ckpt / "lineage.json").read_text())
+        return read_json_file(ckpt / "lineage.json")
     cfg = _run_config(ckpt)
     if cfg is None or depth > 16:
         return {"base": str(ckpt.resolve()), "phases": []}
@@ -75,7 +76,7 @@ def _load_for_export(ckpt: Path, dtype: str, trust_remote_code: bool):
     if (ckpt / "adapter_config.json").exists() and not (ckpt / "config.json").exists():
         from peft import PeftModel
 
-        base_dir = json.loads((ckpt / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        base_dir = read_json_file(ckpt / "adapter_config.json").get("base_model_name_or_path")
         if not base_dir or not Path(base_dir).is_dir():
             raise UsageError(f"{ckpt}: LoRA adapter whose base model {base_dir!r} is not a local directory")
         base, processor = load_model(base_dir, dtype=dtype, trust_remote_code=trust_remote_code)
@@ -118,6 +119,9 @@ def run(ckpt: str | Path, out: str | Path, dtype: str = "bf16", trust_remote_cod
     if out.exists() and not overwrite:
         raise UsageError(f"--out {out}: already exists; pass --overwrite to replace it")
     src = resolve_checkpoint(ckpt)
+    from infimmr_cli.modeling import check_model_files
+
+    check_model_files(src)  # a damaged config.json or weights file: one line naming it
     torch_dtype = resolve_dtype(dtype)
     console.print(f"export: {src} -> {out} ({dtype})")
     model, processor = _load_for_export(src, dtype, trust_remote_code)
@@ -126,10 +130,11 @@ def run(ckpt: str | Path, out: str | Path, dtype: str = "bf16", trust_remote_cod
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        processor.save_pretrained(tmp)
-        record = {"exported_from": str(src.resolve()), "dtype": dtype, "versions": versions(), **lineage(src)}
-        (tmp / "lineage.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+        with storage_errors(out):  # a full disk: one line naming --out; nothing appears there
+            model.save_pretrained(tmp, safe_serialization=True)
+            processor.save_pretrained(tmp)
+            record = {"exported_from": str(src.resolve()), "dtype": dtype, "versions": versions(), **lineage(src)}
+            (tmp / "lineage.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
         tokens = verify(tmp)
         if out.exists():
             shutil.rmtree(out)

@@ -37,7 +37,9 @@ def read_metrics(run_dir: Path) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics (is {run_dir} a train-phase run directory?)")
     rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    from infimmr_cli.data.records import read_text
+
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         if line.strip():
             try:
                 rows.append(json.loads(line))

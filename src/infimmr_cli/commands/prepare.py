@@ -7,6 +7,7 @@ a defect or repaired in a way worth a look: {"id", "where" (file:row N / file:li
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,26 +55,31 @@ def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> P
     ctx = PrepareContext(out_dir=out.parent)
     counts: Counter = Counter()
 
-    with Progress(TextColumn(f"prepare {source}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        task = progress.add_task("rows", total=None)
-        ctx.on_total = lambda n: progress.update(task, total=n)
-        ctx.on_row = lambda: progress.advance(task)
+    images_before = _tree(out.parent / "images")
+    try:
+        with Progress(TextColumn(f"prepare {source}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=console, transient=True) as progress:
+            task = progress.add_task("rows", total=None)
+            ctx.on_total = lambda n: progress.update(task, total=n)
+            ctx.on_row = lambda: progress.advance(task)
 
-        def counted():
-            seen: dict[str, int] = {}
-            for rec in SOURCES[source](inp, ctx):
-                if rec.id in seen:  # ids must be unique in a records file: keep the row under a suffixed id
-                    seen[rec.id] += 1
-                    new_id = f"{rec.id}#{seen[rec.id]}"
-                    ctx.warn(new_id, f"{out}:{sum(counts.values()) + 1}", "duplicate id",
-                             f"id {rec.id!r} appears again; kept as {new_id!r}")
-                    rec = rec.replace(id=new_id)
-                seen.setdefault(rec.id, 1)
-                counts[rec.answer_type] += 1
-                yield rec
+            def counted():
+                seen: dict[str, int] = {}
+                for rec in SOURCES[source](inp, ctx):
+                    if rec.id in seen:  # ids must be unique in a records file: keep the row under a suffixed id
+                        seen[rec.id] += 1
+                        new_id = f"{rec.id}#{seen[rec.id]}"
+                        ctx.warn(new_id, f"{out}:{sum(counts.values()) + 1}", "duplicate id",
+                                 f"id {rec.id!r} appears again; kept as {new_id!r}")
+                        rec = rec.replace(id=new_id)
+                    seen.setdefault(rec.id, 1)
+                    counts[rec.answer_type] += 1
+                    yield rec
 
-        written = write_records(out, counted())
+            written = write_records(out, counted())
+    except BaseException:  # a bad row, a full disk, Ctrl-C: no records file, so none of the images written for it
+        _remove_new(out.parent / "images", images_before)
+        raise
 
     warnings_path = out.with_name(out.name + ".warnings.jsonl")
     atomic_write_text(warnings_path, "".join(json.dumps(w, ensure_ascii=False) + "\n" for w in ctx.warnings))
@@ -88,6 +94,28 @@ def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> P
                              warnings=ctx.warnings, warnings_path=warnings_path, images_missing=ctx.images_missing)
     _print_summary(Console(quiet=quiet), summary)
     return summary
+
+
+def _tree(folder: Path) -> tuple[set[str], set[str]]:
+    """(files and links, folders) under `folder`, without following links."""
+    files, dirs = set(), set()
+    for root, subdirs, names in os.walk(folder):
+        dirs.add(root)
+        files.update(os.path.join(root, n) for n in names)
+        files.update(os.path.join(root, d) for d in subdirs if os.path.islink(os.path.join(root, d)))
+    return files, dirs
+
+
+def _remove_new(folder: Path, before: tuple[set[str], set[str]]) -> None:
+    """Remove what appeared under `folder` since `before` (files, links, then the folders left empty)."""
+    files, dirs = _tree(folder)
+    for f in files - before[0]:
+        Path(f).unlink(missing_ok=True)
+    for d in sorted(dirs - before[1], key=len, reverse=True):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
 
 
 def _print_summary(console: Console, s: PrepareSummary) -> None:

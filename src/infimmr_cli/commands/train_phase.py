@@ -11,14 +11,14 @@ import json
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from infimmr_cli.errors import UsageError
+from infimmr_cli.errors import UsageError, storage_errors
 from infimmr_cli.training.config import load_config, parse_sets, check_config
 
 
@@ -35,6 +35,8 @@ class Run:
     engine: Any
     ref: Any
     micro_per_update: int
+    known_bad: dict[str, str] = field(default_factory=dict)  # id -> why its image could not be read (rollout time)
+    problems: list[tuple[str, str]] = field(default_factory=list)  # what OUT/warnings.jsonl lists
 
 
 def run(config: str | Path | None = None, sets: list[str] | None = None, phase: str | None = None,
@@ -82,6 +84,10 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
                                Path(cfg.out) / "val")
     sampler = PromptSampler(len(prompts.items), cfg.prompts_per_step, cfg.seed, dist.rank, dist.world_size)
     resolved = report.provenance(cfg)
+    # what the data gave: a reader of run_config.json sees how many prompts were skipped and why
+    resolved["prompts"] = {"records": prompts.view.total, "in_view": len(prompts.view.items),
+                           "too_long": len(prompts.too_long), "unreadable_image": len(prompts.bad),
+                           "usable": len(prompts.items)}
     if dry_run:
         gpus = gpus or (dist.world_size if dist.enabled else max(1, torch.cuda.device_count()))
         report.print_dry_run(console, cfg, prompts, processor, report.memory_estimate(cfg, gpus, nodes), resolved)
@@ -89,6 +95,10 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
     if prompts.too_long:
         console.print(f"[yellow]skipping {len(prompts.too_long)} prompts longer than max_prompt_len "
                       f"{cfg.max_prompt_len} (first: id {prompts.too_long[0][0]!r})[/]")
+    if prompts.bad:
+        console.print(f"[yellow]skipping {len(prompts.bad)} prompts whose image cannot be read (first: id "
+                      f"{prompts.bad[0][0]!r}: {prompts.bad[0][1]}); listed in {Path(cfg.out) / 'warnings.jsonl'}[/]",
+                      highlight=False)
 
     # --- build the run ---------------------------------------------------------------------------------------------
     out_dir = Path(cfg.out)
@@ -112,6 +122,9 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
         from infimmr_cli.files import atomic_write_text
 
         atomic_write_text(out_dir / "run_config.json", json.dumps(resolved, indent=2) + "\n")
+    run_state.problems = _merge_problems(_read_problems(out_dir) if resume_from is not None else [], prompts.bad)
+    if dist.is_main:
+        _write_problems(out_dir, run_state.problems)
     from infimmr_cli.training.metrics import MetricsLog
 
     metrics = MetricsLog(out_dir, cfg, dist.is_main, state["metrics"])
@@ -132,21 +145,29 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
         if validator is not None and state["step"] == 0:  # where the phase starts from
             metrics.log({"step": 0, **_validate(run_state, validator, 0)})
         for step in range(state["step"], total):
+            found = len(run_state.problems)
             keep = cfg.log_rollout_groups if groups_due(step + 1, cfg.log_rollouts_every) else 0
             row, groups = train_step(run_state, step, keep_groups=keep)
             if validator is not None and validator.due(step + 1, total):
                 row.update(_validate(run_state, validator, step + 1))
             metrics.log(row)
             samples.write(groups)
+            if dist.is_main and len(run_state.problems) > found:
+                _write_problems(out_dir, run_state.problems)
             state = {"step": step + 1, "prompts_seen": (step + 1) * cfg.prompts_per_step, "metrics": metrics.rows}
             bar.update(task, advance=1, info=f"reward {row['reward_mean']:.3f}  len {row['response_len_mean']:.0f}")
             if (step + 1) % cfg.save_every == 0 or step + 1 == total:
-                checkpoint.save(ckpt_root, step + 1, run_state.updater, run_state.processor, resolved, state, dist,
-                                cfg.keep_last)
+                with storage_errors(ckpt_root):  # a full disk: one line; the previous checkpoint stays complete
+                    checkpoint.save(ckpt_root, step + 1, run_state.updater, run_state.processor, resolved, state,
+                                    dist, cfg.keep_last)
     metrics.close()
-    _export_final(run_state, out_dir / "final")
+    with storage_errors(out_dir / "final"):
+        _export_final(run_state, out_dir / "final")
     if dist.is_main:
         _summary(console, cfg, metrics.rows, out_dir)
+        if run_state.problems:
+            console.print(f"[yellow]{len(run_state.problems)} prompts skipped for an image that cannot be read: "
+                          f"{out_dir / 'warnings.jsonl'}[/]", highlight=False)
     return out_dir
 
 
@@ -176,7 +197,7 @@ def train_step(r: Run, step: int, keep_groups: int = 0) -> tuple[dict[str, Any],
 
     # 2. G rollouts per prompt
     r.engine.wake_up()
-    batch = rollouts.generate(r.engine, r.processor, items, G, cfg)
+    batch = rollouts.generate(r.engine, r.processor, items, G, cfg, pool=r.prompts.items, known_bad=r.known_bad)
     r.engine.sleep()
     t_rollout = time.perf_counter() - t0
 
@@ -246,6 +267,7 @@ def train_step(r: Run, step: int, keep_groups: int = 0) -> tuple[dict[str, Any],
     ranks = distributed.gather_lists([local])
     mean_over_ranks = {k: sum(d[k] for d in ranks) / len(ranks) for k in local}
     total_tokens = sum(distributed.gather_lists([tokens]))
+    r.problems = _merge_problems(r.problems, distributed.gather_lists(batch.new_bad or []))
     reward_mean, reward_std = summarise(all_r)
     row = {
         "step": step + 1,
@@ -253,6 +275,8 @@ def train_step(r: Run, step: int, keep_groups: int = 0) -> tuple[dict[str, Any],
         "format_mean": sum(fmt) / len(fmt), "accuracy_mean": sum(acc) / len(acc),
         "response_len_mean": sum(lens) / len(lens), "response_len_max": max(lens),
         "groups_kept": sum(distributed.gather_lists([int(keep.sum()) // G])),
+        # prompts swapped for another because an image could not be decoded (listed in OUT/warnings.jsonl)
+        "items_skipped": sum(distributed.gather_lists([batch.replaced])),
         "clip_frac": mean_over_ranks["clip_frac"], "kl": mean_over_ranks["kl"],
         "entropy": mean_over_ranks["entropy"], "loss": mean_over_ranks["loss"],
         "grad_norm": mean_over_ranks["grad_norm"], "lr": lr,
@@ -271,6 +295,27 @@ def _sample_groups(r: Run, step: int, batch, scores, advantages, n_groups: int) 
                           [collapse_image_pads(render(r.processor, i.messages)) for i in items],
                           [[str(p) for p in i.record.image_paths()] for i in items],
                           batch.texts[:k], scores[:k], advantages[:k].tolist(), r.cfg.group_size, n_groups)
+
+
+def _read_problems(out_dir: Path) -> list[tuple[str, str]]:
+    """The (id, error) pairs of an earlier run's OUT/warnings.jsonl, so a resumed run keeps listing them."""
+    path = out_dir / "warnings.jsonl"
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(str(r["id"]), str(r["error"])) for r in rows]
+
+
+def _merge_problems(have: list[tuple[str, str]], new) -> list[tuple[str, str]]:
+    seen = {rid for rid, _ in have}
+    return list(have) + [(rid, err) for rid, err in map(tuple, new) if rid not in seen and not seen.add(rid)]
+
+
+def _write_problems(out_dir: Path, problems: list[tuple[str, str]]) -> None:
+    from infimmr_cli.data.item_errors import write_warnings
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_warnings(out_dir, "train-phase", problems)
 
 
 def _micro_batches(batch, advantages, keep, size: int, pad_id: int) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ so it is part of the cache identity (`POOLING_VERSION`).
 
 Images are resized once by images.load_image to GME's 256-1280 visual-token range (overridable), and the processor is
 told the same range, so it finds nothing left to resize. Several images per item: all placeholders first, in order.
-Text-only items embed their text alone (no placeholder). An item with neither text nor image is not embedded.
+Text-only items embed their text alone (no placeholder). An item with neither text nor image is not embedded. An item
+whose image cannot be read (images.ImageError) is not embedded either: it gets a zero row and its error is reported.
 """
 
 from __future__ import annotations
@@ -214,11 +215,34 @@ class EmbedStats:
     seconds: float = 0.0
     skipped_empty: int = 0
     keys: list[str] = field(default_factory=list)
+    errors: dict[int, str] = field(default_factory=dict)  # item index -> why it could not be embedded (a bad image)
+
+
+def _embed_each(embedder: Embedder, items: Sequence[EmbedItem]) -> tuple[list[np.ndarray | None], dict[int, str]]:
+    """Embed `items` in one forward; when an image in the batch cannot be read, one at a time so that only the items
+    with a bad image are lost. Returns (row or None per item, {position: error})."""
+    from infimmr_cli.data.images import ImageError
+
+    try:
+        return list(np.asarray(embedder.embed(items), dtype=np.float32)), {}
+    except ImageError as exc:
+        if len(items) == 1:
+            return [None], {0: str(exc)}
+    rows: list[np.ndarray | None] = []
+    errors: dict[int, str] = {}
+    for j, it in enumerate(items):
+        try:
+            rows.append(np.asarray(embedder.embed([it]), dtype=np.float32)[0])
+        except ImageError as exc:
+            rows.append(None)
+            errors[j] = str(exc)
+    return rows, errors
 
 
 def embed_all(embedder: Embedder, items: Sequence[EmbedItem], cache: EmbeddingCache | None, batch_size: int = 8,
               flush_every: int = 256, on_batch: Callable[[int], None] | None = None) -> tuple[np.ndarray, EmbedStats]:
-    """items (N) -> (N, D) float32 unit rows; empty items get a zero row (similarity 0 with everything).
+    """items (N) -> (N, D) float32 unit rows; empty items and items with an unreadable image (`stats.errors`) get a
+    zero row (similarity 0 with everything).
 
     Only content missing from the cache is embedded, each distinct content once; new vectors are flushed to the cache
     every `flush_every` items. `on_batch(n)` is told how many items each forward handled (for a progress bar).
@@ -236,18 +260,22 @@ def embed_all(embedder: Embedder, items: Sequence[EmbedItem], cache: EmbeddingCa
     fresh: dict[str, np.ndarray] = {}
     pending_k: list[str] = []
     pending_v: list[np.ndarray] = []
+    failed: dict[str, str] = {}
     order = list(todo)
     start = time.perf_counter()
     for b in range(0, len(order), batch_size):
         chunk = order[b:b + batch_size]
-        vecs = np.asarray(embedder.embed([todo[k] for k in chunk]), dtype=np.float32)
-        if vecs.shape[0] != len(chunk):
-            raise RuntimeError(f"embedder returned {vecs.shape[0]} vectors for {len(chunk)} items")
-        for k, v in zip(chunk, vecs):
+        rows, errors = _embed_each(embedder, [todo[k] for k in chunk])
+        if len(rows) != len(chunk):
+            raise RuntimeError(f"embedder returned {len(rows)} vectors for {len(chunk)} items")
+        failed.update((chunk[j], msg) for j, msg in errors.items())
+        good = [(k, v) for k, v in zip(chunk, rows) if v is not None]
+        for k, v in good:
             fresh[k] = v
-        pending_k += chunk
-        pending_v.append(vecs)
-        stats.computed += len(chunk)
+        if good:  # a failed item is never cached: a fixed file is embedded next time
+            pending_k += [k for k, _ in good]
+            pending_v.append(np.stack([v for _, v in good]))
+        stats.computed += len(good)
         if cache is not None and len(pending_k) >= flush_every:
             cache.put(pending_k, np.concatenate(pending_v))
             pending_k, pending_v = [], []
@@ -262,7 +290,9 @@ def embed_all(embedder: Embedder, items: Sequence[EmbedItem], cache: EmbeddingCa
         dim = cache.get(known[0]).shape[0] if known and cache is not None else 0
     out = np.zeros((len(items), dim), dtype=np.float32)
     for i, k in enumerate(keys):
-        if k is not None:
+        if k in failed:
+            stats.errors[i] = failed[k]
+        elif k is not None:
             out[i] = fresh[k] if k in fresh else cache.get(k)
     stats.keys = [k or "" for k in keys]
     return out, stats

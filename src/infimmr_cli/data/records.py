@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from infimmr_cli.files import atomic_file, partial_path
+from infimmr_cli.files import atomic_file, partial_path, writing
 
 ANSWER_TYPES = ("math", "choice", "string")
 LETTERS = string.ascii_uppercase
@@ -85,6 +86,72 @@ def _check(cond: bool, where: str, fld: str, problem: str) -> None:
         raise RecordError(f"{where}: {fld}: {problem}")
 
 
+# ---------------------------------------------------------------- text that every writer can write back
+# JSON may spell a lone UTF-16 surrogate (`"\ud800"`); Python decodes it into a str that no UTF-8 writer accepts, so
+# it would pass validation and crash the stage's writer after the expensive work. Such text is refused on read.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _surrogate_field(obj: Any, path: str = "") -> str | None:
+    """The field (`question`, `meta.note`, `choices[2]`) of the first string holding a lone surrogate, else None."""
+    if isinstance(obj, str):
+        try:
+            obj.encode("utf-8")
+        except UnicodeEncodeError:
+            return path or "<value>"
+        return None
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            sub = f"{path}.{k}" if path else str(k)
+            found = _surrogate_field(k, sub) or _surrogate_field(v, sub)
+            if found:
+                return found
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            found = _surrogate_field(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def parse_json(text: str, where: str, what: str = "<line>") -> Any:
+    """json.loads with our errors: bad JSON and strings no writer can encode (lone surrogates) name `where`."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if what == "<file>":  # a whole file: name the line as file:line
+            raise RecordError(f"{where}:{exc.lineno}: {what}: not valid JSON ({exc.msg} at column {exc.colno})"
+                              ) from None
+        raise RecordError(f"{where}: {what}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if _SURROGATE_ESCAPE.search(text):
+        bad = _surrogate_field(obj)
+        if bad:
+            raise RecordError(f"{where}: {bad}: holds a lone UTF-16 surrogate (an escape like \\ud800 with no pair); "
+                              "not text any output can hold")
+    return obj
+
+
+def decode_utf8(data: bytes, where: str) -> str:
+    """Bytes -> str, strictly UTF-8; otherwise RecordError naming `where` and, for a whole file, the line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise RecordError(f"{where}:{line}: <line>: not UTF-8 text (byte 0x{data[exc.start]:02x} at column {col})"
+                          ) from None
+
+
+def read_text(path: str | Path) -> str:
+    """A whole text file, strictly UTF-8 (RecordError naming file:line otherwise)."""
+    return decode_utf8(Path(path).read_bytes(), str(path))
+
+
+def read_json_file(path: str | Path) -> Any:
+    """A whole JSON file: not UTF-8, not JSON or holding a lone surrogate -> RecordError naming the file and line."""
+    return parse_json(read_text(path), str(path), "<file>")
+
+
 def record_from_dict(obj: Any, where: str = "<record>", root: Path | None = None, check_images: bool = True,
                      allow_outside: bool = False) -> Record:
     """Validate one decoded JSON object and build a Record; errors name `where` (file:line) and the field."""
@@ -141,17 +208,25 @@ def iter_json_lines(path: str | Path, tolerate_torn_tail: bool = False) -> Itera
     """(`file:line`, object) for every non-blank line of a JSONL file; a line that is not a JSON object raises
     RecordError naming file:line. `tolerate_torn_tail` ends quietly at an unterminated, undecodable last line: what a
     process killed mid-write leaves behind."""
-    with Path(path).open("r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with Path(path).open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            where = f"{path}:{lineno}"
+            torn = tolerate_torn_tail and not raw.endswith(b"\n")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if torn:  # a kill mid-write can cut a multi-byte character too
+                    return
+                raise RecordError(f"{where}: <line>: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                                  f"{exc.start + 1})") from None
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                if tolerate_torn_tail and not line.endswith("\n"):
+                obj = parse_json(line, where)
+            except RecordError:
+                if torn:
                     return
-                raise RecordError(f"{where}: <line>: not valid JSON ({exc.msg} at column {exc.colno})") from None
+                raise
             _check(isinstance(obj, dict), where, "<line>", f"expected a JSON object, got {type(obj).__name__}")
             yield where, obj
 
@@ -218,7 +293,7 @@ class ResumableWriter:
         if len(keep) != len(data):  # a torn last line from a kill mid-write: drop it, the item is redone
             with self.partial.open("r+b") as fh:
                 fh.truncate(len(keep))
-        for lineno, line in enumerate(keep.decode("utf-8").splitlines(), start=1):
+        for lineno, line in enumerate(decode_utf8(keep, str(self.partial)).splitlines(), start=1):
             if line.strip():
                 try:
                     self.done_ids.add(str(json.loads(line)["id"]))
@@ -226,20 +301,25 @@ class ResumableWriter:
                     raise RecordError(f"{self.partial}:{lineno}: <line>: unreadable; delete the partial file to start over")
 
     def write(self, records: Iterable[Record | dict]) -> None:
-        for rec in records:
-            self._fh.write(_dump(rec, self.root))
-            self.done_ids.add(rec.id if isinstance(rec, Record) else str(rec["id"]))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        with writing(self.partial):  # a full disk leaves a torn last line: dropped on resume, that item redone
+            for rec in records:
+                self._fh.write(_dump(rec, self.root))
+                self.done_ids.add(rec.id if isinstance(rec, Record) else str(rec["id"]))
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
 
     def finish(self) -> Path:
-        self._fh.close()
-        os.replace(self.partial, self.out)
+        with writing(self.partial):
+            self._fh.close()
+            os.replace(self.partial, self.out)
         return self.out
 
     def close(self) -> None:
         if not self._fh.closed:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError:  # flushing what a full disk refused: the partial file is cut at a line, resume redoes it
+                pass
 
     def __enter__(self) -> "ResumableWriter":
         return self

@@ -34,7 +34,6 @@ outside their folder. For the benchmarks, an image file that is absent, or a pat
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 import re
@@ -44,7 +43,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from infimmr_cli.data import gold
-from infimmr_cli.data.records import Record, RecordError
+from infimmr_cli.data.records import Record, RecordError, parse_json, read_json_file, read_text
+from infimmr_cli.files import writing
 
 VISION_ONLY_QUESTION = "Solve the problem shown in the image."
 
@@ -85,7 +85,8 @@ class PrepareContext:
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not (dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data):
             tmp = dest.with_name(f".{dest.name}.tmp")
-            tmp.write_bytes(data)
+            with writing(dest):  # a full disk names the image it could not write
+                tmp.write_bytes(data)
             os.replace(tmp, dest)
         self.images_written += 1
         return rel.as_posix()
@@ -122,7 +123,7 @@ def _image_ext(data: bytes, path: str | None) -> str:
     try:
         with Image.open(io.BytesIO(data)) as im:
             fmt = (im.format or "png").lower()
-    except OSError:
+    except Exception:  # unreadable or a decompression bomb: stored as given; the stages that decode it report it
         return ".png"
     return {"jpeg": ".jpg", "tiff": ".tif"}.get(fmt, f".{fmt}")
 
@@ -150,7 +151,12 @@ def _parquet_rows(files: list[Path], ctx: PrepareContext, columns: tuple[str, ..
     """(where, row) for every row, rows as plain dicts (images stay {bytes, path}); checks the columns first."""
     import pyarrow.parquet as pq
 
-    pfs = [pq.ParquetFile(f) for f in files]
+    pfs = []
+    for f in files:
+        try:
+            pfs.append(pq.ParquetFile(f))
+        except (OSError, ValueError) as exc:  # ArrowInvalid is a ValueError: a truncated or non-parquet file
+            raise RecordError(f"{f}: <file>: not a readable parquet file ({exc})") from None
     ctx.on_total(sum(pf.metadata.num_rows for pf in pfs))
     for f, pf in zip(files, pfs):
         names = set(pf.schema_arrow.names)
@@ -226,7 +232,7 @@ def _json_rows(file: Path, ctx: PrepareContext, key_field: str | None = None) ->
     a list of objects, or an object of objects keyed by id (MathVista's testmini.json: the key fills `key_field`)."""
     base = file.parent
     if file.suffix == ".jsonl":
-        lines = file.read_text(encoding="utf-8").splitlines()
+        lines = read_text(file).splitlines()  # not UTF-8: one error naming file:line
         ctx.on_total(sum(1 for ln in lines if ln.strip()))
         for lineno, line in enumerate(lines, start=1):
             if not line.strip():
@@ -235,19 +241,16 @@ def _json_rows(file: Path, ctx: PrepareContext, key_field: str | None = None) ->
             ctx.on_row()
             where = f"{file}:{lineno}"
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield RawRow(where, None, base, file, lineno, f"not valid JSON ({exc.msg} at column {exc.colno})")
+                obj = parse_json(line, where)  # bad JSON, or a lone surrogate no writer could encode
+            except RecordError as exc:
+                yield RawRow(where, None, base, file, lineno, str(exc).split(": ", 2)[-1])
                 continue
             if not isinstance(obj, dict):
                 yield RawRow(where, None, base, file, lineno, f"expected a JSON object, got {type(obj).__name__}")
                 continue
             yield RawRow(where, obj, base, file, lineno)
         return
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{file}:{exc.lineno}: <file>: not valid JSON ({exc.msg})") from None
+    data = read_json_file(file)
     if isinstance(data, dict) and data and all(isinstance(v, dict) for v in data.values()):
         items = [({key_field: k, **v} if key_field and key_field not in v else v) for k, v in data.items()]
     elif isinstance(data, list):
@@ -410,10 +413,7 @@ def read_deepscaler(path: Path, ctx: PrepareContext) -> Iterator[Record]:
     path = Path(path)
     if path.is_dir():
         path = path / "deepscaler.json"
-    try:
-        items = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{path}:{exc.lineno}: <file>: not valid JSON ({exc.msg})") from None
+    items = read_json_file(path)
     if not isinstance(items, list):
         raise RecordError(f"{path}: <file>: expected one JSON list of objects, got {type(items).__name__}")
     ctx.on_total(len(items))
@@ -589,8 +589,8 @@ def _mathverse_options_by_problem(kind: str, files: list[Path]) -> dict[str, lis
                 rows += pq.read_table(f, columns=["problem_index", "question"]).to_pylist()
     else:
         try:
-            rows = json.loads(files[0].read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
+            rows = read_json_file(files[0])
+        except RecordError:
             return {}  # the reader names the error
     out: dict[str, list[str]] = {}
     for row in rows if isinstance(rows, list) else []:
@@ -724,8 +724,8 @@ def read_mathvista(path: Path, ctx: PrepareContext) -> Iterator[Record]:
     queries: dict = {}
     if kind == "json" and (files[0].parent / "query.json").is_file():
         try:
-            queries = json.loads((files[0].parent / "query.json").read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
+            queries = read_json_file(files[0].parent / "query.json")
+        except RecordError:
             ctx.warn("", str(files[0].parent / "query.json"), "query.json unreadable", "not valid JSON; ignored")
 
     def convert(raw: RawRow) -> Record:

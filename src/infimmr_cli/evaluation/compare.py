@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infimmr_cli.data.records import RecordError
 from infimmr_cli.errors import UsageError
 from infimmr_cli.evaluation.benches import BENCHES, TABLE1_ORDER
 from infimmr_cli.evaluation.paper import PAPER, TABLES
@@ -21,7 +22,7 @@ from infimmr_cli.evaluation.report import RESULTS, read_results
 
 @dataclass(frozen=True)
 class Cell:
-    pct: float
+    pct: float | None  # None: nothing was scored (N = 0), so there is no percentage to show
     k: int | None = None
     n: int | None = None
     judge: int = 0  # items the official rule left to an LLM judge (not in n)
@@ -30,6 +31,8 @@ class Cell:
         # The paper's numbers as printed (no digits added); ours with 2 decimals and the counts behind them.
         if self.k is None:
             return str(self.pct)
+        if self.pct is None:  # N = 0: no percentage to show
+            return f"n/a ({self.k}/{self.n})"
         return f"{self.pct:.2f} ({self.k}/{self.n})" + (f" +{self.judge} judge" if self.judge else "")
 
 
@@ -43,11 +46,6 @@ class Row:
     def headline(self, bench: str) -> Cell | None:
         """The cell a plot shows: the official one where there is one (the paper's numbers sit there), else reward."""
         return self.official.get(bench) or self.cells.get(bench)
-
-
-def _cell(d: dict[str, Any], judge: int = 0) -> Cell:
-    k, n = int(d["k"]), int(d["n"])
-    return Cell(100.0 * k / n if n else 0.0, k, n, judge)
 
 
 def parse_run_arg(arg: str) -> tuple[str, Path]:
@@ -65,10 +63,23 @@ def load_row(label: str, run_dir: str | Path) -> Row:
     data = read_results(run_dir / RESULTS)
     cells, official = {}, {}
     for name, entry in data["benchmarks"].items():
-        cells[name] = _cell(entry["accuracy"])
+        k, n = _counts(run_dir / RESULTS, name, entry["accuracy"] if isinstance(entry, dict) else None,
+                       f"benchmarks.{name}.accuracy")
+        cells[name] = Cell(100.0 * k / n if n else None, k, n)
         if isinstance(entry.get("official"), dict):  # absent in results.json written before the official column
-            official[name] = _cell(entry["official"], int(entry.get("official_judge") or 0))
+            k, n = _counts(run_dir / RESULTS, name, entry["official"], f"benchmarks.{name}.official")
+            official[name] = Cell(100.0 * k / n if n else None, k, n, int(entry.get("official_judge") or 0))
     return Row(label, cells, official=official)
+
+
+def _counts(path: Path, name: str, counts: Any, field_name: str) -> tuple[int, int]:
+    """(k, n) of one {"k", "n"} entry, checked: whole numbers with 0 <= k <= n, or a one-line error naming them."""
+    k, n = (counts.get("k"), counts.get("n")) if isinstance(counts, dict) else (None, None)
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in (k, n))
+    if not whole or not 0 <= k <= n:
+        raise RecordError(f"{path}: {field_name}: expected whole counts with 0 <= k <= n, got "
+                          f"{counts!r}; not a results file written by `infimmr eval`")
+    return k, n
 
 
 def paper_rows(table: str | None = None) -> list[Row]:
@@ -128,11 +139,12 @@ def draw_png(rows: list[Row], path: str | Path) -> Path:
     for i, r in enumerate(rows):
         xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(cols))]
         cells = [r.headline(c) for c in cols]
-        ys = [cell.pct if cell is not None else 0.0 for cell in cells]
+        ys = [(cell.pct or 0.0) if cell is not None else 0.0 for cell in cells]
         bars = ax.bar(xs, ys, width, label=r.label, hatch="//" if r.paper else None, alpha=0.6 if r.paper else 1.0)
         for bar, cell in zip(bars, cells):
             if cell is not None:
-                ax.annotate(f"{cell.pct:.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                ax.annotate("n/a" if cell.pct is None else f"{cell.pct:.1f}",
+                            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                             ha="center", va="bottom", fontsize=7)
     ax.set_xticks(range(len(cols)), [title(c) for c in cols])
     ax.set_ylabel("accuracy (%), official rule where known")

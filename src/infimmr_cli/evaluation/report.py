@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infimmr_cli.evaluation.tally import Count
-from infimmr_cli.data.records import RecordError
+from infimmr_cli.data.records import RecordError, read_json_file
 from infimmr_cli.files import atomic_write_text
 
 RESULTS = "results.json"
@@ -51,10 +51,7 @@ def read_results(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         return {"benchmarks": {}}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RecordError(f"{path}:{exc.lineno}: <file>: not valid JSON ({exc.msg})") from None
+    data = read_json_file(path)
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), dict):
         raise RecordError(f"{path}: benchmarks: missing; not a results file written by `infimmr eval`")
     return data
@@ -126,4 +123,8 @@ def print_bench(console: Console, entry: dict[str, Any]) -> None:
         console.print(f"{entry['bench']}: official column scores {_count(entry['official']).n} items; "
                       f"{judge_note(entry)} (free-form answers need the benchmark's GPT judge; never guessed)",
                       highlight=False)
+    skipped = entry.get("not_generated")
+    if skipped:
+        console.print(f"[yellow]{skipped['count']} items not generated (unreadable image or prompt over the length "
+                      f"limit), scored 0: {skipped['warnings']}[/]", highlight=False)
     console.print(f"predictions: {entry['predictions']}", highlight=False)

@@ -133,10 +133,15 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: config file not found")
+        from infimmr_cli.data.records import RecordError, read_json_file
+
         try:
-            layers.append((str(path), json.loads(path.read_text())))
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+            values = read_json_file(path)
+        except RecordError as exc:  # not UTF-8, not JSON: one line naming file:line
+            raise UsageError(str(exc)) from None
+        if not isinstance(values, dict):
+            raise UsageError(f"{path}: <file>: expected a JSON object of settings, got {type(values).__name__}")
+        layers.append((str(path), values))
     layers.append(("--set", overrides or {}))
     for source, values in layers:
         for key, raw in values.items():

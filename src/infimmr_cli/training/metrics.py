@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.files import atomic_write_text
+from infimmr_cli.files import atomic_write_text, writing
 
 # Keys that measure the machine, not the run: they differ between two runs that are otherwise identical.
 TIMING_KEYS = ("step_time", "tokens_per_s", "rollout_time")
@@ -47,7 +47,7 @@ class MetricsLog:
         self.rows.append(row)
         if not self.is_main:
             return
-        with self.path.open("a", encoding="utf-8") as fh:
+        with writing(self.path), self.path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
         step = row["step"]
         if self._tb is not None:

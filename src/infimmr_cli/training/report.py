@@ -66,20 +66,29 @@ def memory_estimate(cfg, gpus: int, nodes: int) -> dict[str, Any] | None:
 def print_dry_run(console: Console, cfg, prompts, processor, estimate: dict | None, resolved: dict) -> None:
     view = prompts.view
     table = Table(title=f"train-phase {cfg.phase}: data view")
-    for col in ("records read", f"other modality", "in view", "too long (skipped)", "usable"):
+    for col in ("records read", "other modality", "in view", "too long (skipped)", "unreadable image (skipped)",
+                "usable"):
         table.add_column(col, justify="right")
     table.add_row(str(view.total), str(view.excluded), str(len(view.items)), str(len(prompts.too_long)),
-                  str(len(prompts.items)))
+                  str(len(prompts.bad)), str(len(prompts.items)))
     console.print(table)
     if prompts.too_long:
         rid, n = prompts.too_long[0]
         console.print(f"{len(prompts.too_long)} prompts exceed max_prompt_len {cfg.max_prompt_len} "
                       f"(first: id {rid!r}, {n} tokens); they are skipped, not truncated")
-    from infimmr_cli.data.images import load_record_images
+    if prompts.bad:
+        rid, err = prompts.bad[0]
+        console.print(f"{len(prompts.bad)} prompts have an image that cannot be read (first: id {rid!r}: {err}); "
+                      f"they are skipped", highlight=False)
+    from infimmr_cli.data.images import ImageError, load_record_images
 
     image_pad = processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")
     for item in prompts.items[:3]:
-        images = load_record_images(item.record, processor)
+        try:
+            images = load_record_images(item.record, processor)
+        except ImageError as exc:  # a header that reads but pixel data that does not: skipped in training too
+            console.print(f"prompt {item.record.id}: {exc}; it will be skipped", highlight=False)
+            continue
         enc = encode_prompt(processor, item.messages, images)
         pads = sum(1 for t in enc.input_ids if t == image_pad)
         console.rule(f"prompt {item.record.id} ({len(enc.input_ids)} tokens, {pads} image tokens)")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infimmr_cli.data.images import load_record_images
+from infimmr_cli.data.images import ImageError, load_record_images
+from infimmr_cli.errors import UsageError
 from infimmr_cli.training.phases import PhaseItem
 from infimmr_cli.rollout import Completion, Request, SamplingSettings
 from infimmr_cli.training.batching import PromptEncoding, encode_prompt
@@ -18,6 +19,8 @@ class Rollouts:
     prompts: list[PromptEncoding]       # (N,) the same object repeated G times per prompt
     completions: list[Completion]       # (N,)
     token_ids: list[list[int]]          # (N,) completion ids scored in the update (stop token appended when seen)
+    replaced: int = 0                   # prompts swapped for another because an image could not be read
+    new_bad: list[tuple[str, str]] | None = None  # (id, error) of images found unreadable in this call
 
     @property
     def texts(self) -> list[str]:
@@ -36,8 +39,45 @@ def media_token_ids(tokenizer) -> list[int]:
     return [i for i in ids if isinstance(i, int) and i >= 0 and i != tokenizer.unk_token_id]
 
 
-def generate(engine, processor, items: list[PhaseItem], group_size: int, cfg) -> Rollouts:
-    images = [load_record_images(item.record, processor) for item in items]
+def load_images(items: list[PhaseItem], processor, pool: list[PhaseItem] | None = None,
+                known_bad: dict[str, str] | None = None) -> tuple[list[PhaseItem], list, int, list[tuple[str, str]]]:
+    """Each item's images. An item whose image cannot be decoded (a header that reads but pixel data that does not) is
+    replaced by the next prompt of `pool` after it that loads, preferring one not in this batch, so every rank keeps
+    its share of sequences and the run goes on; a resumed run makes the same swaps. `known_bad` (id -> error) is
+    consulted and grown. Returns (items, images, number replaced, newly found (id, error))."""
+    known_bad = {} if known_bad is None else known_bad
+    pool = pool or []
+    where = {it.record.id: i for i, it in enumerate(pool)}
+    taken = {it.record.id for it in items}
+    out_items, out_images, replaced, new_bad = [], [], 0, []
+    for item in items:
+        start = where.get(item.record.id, -1) + 1
+        rotation = pool[start:] + pool[:start]
+        candidates = ([item] + [c for c in rotation if c.record.id not in taken]
+                      + [c for c in rotation if c.record.id in taken and c is not item])
+        for cand in candidates:
+            if cand.record.id in known_bad:
+                continue
+            try:
+                ims = load_record_images(cand.record, processor)
+            except ImageError as exc:
+                known_bad[cand.record.id] = str(exc)
+                new_bad.append((cand.record.id, str(exc)))
+                continue
+            taken.add(cand.record.id)
+            replaced += cand is not item
+            out_items.append(cand)
+            out_images.append(ims)
+            break
+        else:
+            raise UsageError(f"record {item.record.id!r}: its image cannot be read and no other prompt with readable "
+                             f"images is left ({known_bad.get(item.record.id, 'see warnings.jsonl')})")
+    return out_items, out_images, replaced, new_bad
+
+
+def generate(engine, processor, items: list[PhaseItem], group_size: int, cfg, pool: list[PhaseItem] | None = None,
+             known_bad: dict[str, str] | None = None) -> Rollouts:
+    items, images, replaced, new_bad = load_images(items, processor, pool, known_bad)
     sampling = SamplingSettings(n=group_size, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
                                 max_new_tokens=cfg.max_response_len)
     out = engine.generate([Request(item.messages, ims) for item, ims in zip(items, images)], sampling)
@@ -57,4 +97,5 @@ def generate(engine, processor, items: list[PhaseItem], group_size: int, cfg) ->
             completions.append(c)
             # The end token is part of what was sampled: scoring it teaches the policy when to stop.
             token_ids.append(ids + ([stop_id] if c.finish_reason == "stop" else []))
-    return Rollouts(items=items, prompts=encodings, completions=completions, token_ids=token_ids)
+    return Rollouts(items=items, prompts=encodings, completions=completions, token_ids=token_ids, replaced=replaced,
+                    new_bad=new_bad)

@@ -34,7 +34,7 @@ class Validator:
 
     def run(self, engine, processor, step: int, dist, reward: str, workers: int | None, timeout: float
             ) -> dict[str, Any]:
-        from infimmr_cli.data.images import load_record_images
+        from infimmr_cli.data.images import ImageError, load_record_images
         from infimmr_cli.data.prompt import build_messages
         from infimmr_cli.evaluation.tally import has_format, is_correct
         from infimmr_cli.rewards.scoring import score_batch
@@ -45,15 +45,22 @@ class Validator:
         share = -(-len(self.records) // dist.world_size)  # ceil: every rank generates the same number of prompts
         padded = mine + [self.records[0]] * (share - len(mine))
         sampling = SamplingSettings(n=1, temperature=0.0, max_new_tokens=self.max_new_tokens)
-        requests = [Request(build_messages(r), load_record_images(r, processor)) for r in padded]
+        requests, errors = [], {}
+        for i, r in enumerate(padded):
+            try:
+                requests.append(Request(build_messages(r), load_record_images(r, processor)))
+            except ImageError as exc:  # a bad image costs that item (scored 0), never the run
+                errors[i] = str(exc)
+                requests.append(Request(build_messages(r, with_images=False)))
         engine.wake_up()
         outs = engine.generate(requests, sampling)
         engine.sleep()
-        texts = [o[0].text for o in outs][:len(mine)]
+        texts = [("" if i in errors else o[0].text) for i, o in enumerate(outs)][:len(mine)]
         scores = score_batch(texts, mine, reward=reward, workers=workers, timeout=timeout)
         lines = [{"step": step, "id": r.id, "completion": t, "gold": r.answer, "extracted": s.get("extracted"),
                   "format": s.get("format"), "accuracy": s.get("accuracy"), "overall": s.get("overall"),
-                  "correct": is_correct(s)} for r, t, s in zip(mine, texts, scores)]
+                  "correct": is_correct(s), **({"error": errors[i]} if i in errors else {})}
+                 for i, (r, t, s) in enumerate(zip(mine, texts, scores))]
         lines = distributed.gather_lists(lines)
         if dist.is_main:
             from infimmr_cli.files import atomic_write_text
