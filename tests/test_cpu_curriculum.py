@@ -40,7 +40,7 @@ def test_cpu_curriculum_leaves_every_artifact(tmp_path):
         run = work / phase
         assert (run / "final" / "model.safetensors").is_file()
         assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
-        assert json.loads((run / "run_config.json").read_text())["config"]["phase"] == phase
+        assert json.loads((run / "run_config.json").read_text())["settings"]["phase"] == phase
 
     lineage = json.loads((work / "export" / "lineage.json").read_text())
     assert [p["phase"] for p in lineage["phases"]] == list(PHASES)

@@ -44,7 +44,7 @@ def test_each_phase_trains_and_leaves_a_complete_run_directory(phase, tmp_path, 
     assert json.loads((ckpt / "trainer_state.json").read_text())["step"] == 2
     assert not list((out / "checkpoints").glob(".*tmp"))
     origin = json.loads((out / "run_config.json").read_text())
-    assert origin["config"]["phase"] == phase and len(origin["inputs"]["data"]["sha256"]) == 64
+    assert origin["settings"]["phase"] == phase and len(origin["inputs"]["data"]["sha256"]) == 64
     assert "torch" in origin["versions"] and "transformers" in origin["versions"]
     model, _ = load_model(out / "final")  # a plain HF directory, as the next phase's --init
     init, _ = load_model(tiny_model_dir)

@@ -1,4 +1,4 @@
-"""`infimmr compare` (also `infimmr eval --compare`): several eval folders in one table, Markdown + PNG."""
+"""`infimmr compare`: several eval folders in one table, Markdown + PNG + JSON (and compare.provenance.json)."""
 
 from __future__ import annotations
 
@@ -20,13 +20,16 @@ class CompareOutput:
 
 
 def run(runs: list[str], out: str | Path, with_paper: bool = False, quiet: bool = False) -> CompareOutput:
-    """runs: `DIR` or `label=DIR`, each an `infimmr eval --out` folder. Writes OUT/compare.{md,png,json}."""
+    """runs: `DIR` or `label=DIR`, each an `infimmr eval --out` folder. Writes OUT/compare.{md,png,json} and its record."""
     from infimmr_cli.evaluation import compare
+    from infimmr_cli.evaluation.report import RESULTS
     from infimmr_cli.files import atomic_write_text
+    from infimmr_cli.provenance import write_provenance
 
     if not runs:
         raise UsageError("--compare: give at least one eval folder (DIR or label=DIR)")
-    rows = [compare.load_row(*compare.parse_run_arg(r)) for r in runs]
+    parsed = [compare.parse_run_arg(r) for r in runs]
+    rows = [compare.load_row(label, folder) for label, folder in parsed]
     labels = [r.label for r in rows]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
@@ -39,6 +42,9 @@ def run(runs: list[str], out: str | Path, with_paper: bool = False, quiet: bool 
     atomic_write_text(md, text)
     atomic_write_text(js, json.dumps(compare.compare_payload(rows), indent=2) + "\n")
     compare.draw_png(rows, png)
+    write_provenance(out / "compare", "compare", {"runs": list(runs), "with_paper": with_paper},
+                     {f"results[{label}]": Path(folder) / RESULTS for label, folder in parsed},
+                     path=out / "compare.provenance.json")
     console = Console(quiet=quiet)
     console.print(compare.rich_table(rows))
     console.print(f"wrote {md}, {png}", highlight=False)

@@ -4,14 +4,13 @@ Per bench, under OUT/<bench>/:
 - records.jsonl     the bench as records (prepared here from the export, unless --records gave them)
 - predictions.jsonl one line per item, appended and flushed as produced (`.partial` until every item is in), so a
                     killed eval resumes where it stopped
-- run.json          what made the predictions (model, sampling, system prompt, reward); a resume with other settings
-                    is refused rather than mixing two runs in one file
-OUT/results.json holds every bench evaluated into OUT (merged across runs).
+- run.json          the predictions' provenance record (settings: model, sampling, system prompt, reward, engine); a
+                    resume with other settings is refused rather than mixing two runs in one file
+OUT/results.json holds every bench evaluated into OUT (merged across runs), with results.json.provenance.json.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict
@@ -22,9 +21,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.provenance import versions
 from infimmr_cli.data.records import Record, RecordError, iter_json_lines, normalise_id
-from infimmr_cli.files import atomic_write_text, partial_path
+from infimmr_cli.files import partial_path
 
 DEFAULT_MAX_NEW_TOKENS = 2048
 HF_BATCH, VLLM_BATCH = 8, 256
@@ -36,7 +34,7 @@ HF_BATCH, VLLM_BATCH = 8, 256
 def bench_records(bench, out_dir: Path, data_dir: Path | None, records_file: Path | None,
                   quiet: bool = True) -> tuple[list[Record], Path]:
     """The bench's records and the file they came from: --records as given, else prepared from the export under the
-    data folder into OUT/<bench>/records.jsonl (reused while the export path is unchanged)."""
+    data folder into OUT/<bench>/records.jsonl (reused while its provenance names this export, unchanged)."""
     from infimmr_cli.data.records import read_records
 
     if records_file is not None:
@@ -45,11 +43,11 @@ def bench_records(bench, out_dir: Path, data_dir: Path | None, records_file: Pat
         if data_dir is None:
             raise UsageError(f"--data-dir: needed to find the {bench.name} export (or set INFIMMR_DATA, or pass "
                              f"--records)")
+        from infimmr_cli.provenance import is_current
+
         export = bench.find_export(data_dir)
         path = out_dir / bench.name / "records.jsonl"
-        prov = path.with_name(path.name + ".provenance.json")
-        made_from = json.loads(prov.read_text()).get("input") if prov.is_file() else None
-        if not path.is_file() or made_from != str(export.resolve()):
+        if not is_current(path, "prepare", {"source": bench.reader}, {"input": export}):
             from infimmr_cli.commands.prepare import run as prepare
 
             prepare(bench.reader, export, path, quiet=quiet)
@@ -106,9 +104,12 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 
 def check_origin(run_json: Path, origin: dict[str, Any], keys=("model", "sampling", "system_prompt", "reward")) -> None:
     """Refuse to append to predictions another model or other settings made: one predictions file, one run."""
-    if not run_json.is_file():
+    from infimmr_cli.provenance import read_provenance
+
+    rec = read_provenance(run_json)
+    if rec is None:
         return
-    before = json.loads(run_json.read_text(encoding="utf-8"))
+    before = rec["settings"]
     for key in keys:
         if key in before and before[key] != origin[key]:
             raise UsageError(f"{run_json}: {key}: the predictions here were made with {before[key]!r}, this run uses "
@@ -174,10 +175,23 @@ def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None
         for spec, recs, every, src in loaded:
             entries[spec.name] = _generate(spec, recs, len(every), src, out, gen, reward, workers, score_timeout, console)
     results = merge_results(out, entries)
+    _results_provenance(results, model, engine)
     for entry in entries.values():
         print_bench(console, entry)
     console.print(f"results: {results}", highlight=False)
     return entries
+
+
+def _results_provenance(results: Path, model, engine) -> None:
+    """results.json holds benches of several runs: its record names every bench's predictions file."""
+    from infimmr_cli.evaluation.report import read_results
+    from infimmr_cli.provenance import write_provenance
+
+    benches = sorted(read_results(results)["benchmarks"])
+    preds = {b: results.parent / b / "predictions.jsonl" for b in benches}
+    write_provenance(results, "eval", {"benches": benches, "model": None if model is None else str(model),
+                                       "engine": engine if isinstance(engine, str) else type(engine).__name__},
+                     {f"predictions[{b}]": p for b, p in preds.items() if p.is_file()})
 
 
 def _sampling(temperature, top_p, top_k, max_new_tokens, seed):
@@ -220,7 +234,10 @@ class _Generator:
 
 
 def _origin_fields(run_json: Path) -> dict[str, Any]:
-    return json.loads(run_json.read_text(encoding="utf-8")) if run_json.is_file() else {}
+    from infimmr_cli.provenance import read_provenance
+
+    rec = read_provenance(run_json)
+    return dict(rec["settings"]) if rec else {}
 
 
 def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _Generator, reward: str,
@@ -229,6 +246,7 @@ def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _
     from infimmr_cli.data.images import load_record_images
     from infimmr_cli.data.prompt import build_messages
     from infimmr_cli.data.records import ResumableWriter
+    from infimmr_cli.provenance import write_provenance
     from infimmr_cli.rewards.scoring import score_batch
     from infimmr_cli.rollout.base import Request
 
@@ -247,8 +265,8 @@ def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _
             todo = [r for r in recs if r.id not in writer.done_ids]
             if todo:
                 engine = gen.open()
-                atomic_write_text(run_json, json.dumps({**origin, "engine": gen.engine_name, "records": str(src),
-                                                        **versions()}, indent=2) + "\n")
+                write_provenance(pred_path, "eval", {**origin, "engine": gen.engine_name}, {"records": src},
+                                 path=run_json)
                 with Progress(TextColumn(f"eval {spec.name}"), BarColumn(), MofNCompleteColumn(),
                               TextColumn("{task.fields[right]} right"), TimeElapsedColumn(), console=console,
                               transient=True) as progress:
@@ -271,6 +289,7 @@ def _rescore(spec, recs: list[Record], every: list[Record], src: Path, pfile: Pa
              workers: int | None, timeout: float, console: Console) -> dict[str, Any]:
     """Score predictions made elsewhere (or earlier) against the bench records, joined on id; no model."""
     from infimmr_cli.data.records import write_records
+    from infimmr_cli.provenance import write_provenance
     from infimmr_cli.rewards.scoring import score_batch
 
     preds = read_predictions(pfile)
@@ -291,9 +310,10 @@ def _rescore(spec, recs: list[Record], every: list[Record], src: Path, pfile: Pa
                              preds[r.id].get("completion_tokens")) for r, s in zip(scored, scores)]
     bench_dir = out / spec.name
     write_records(bench_dir / "predictions.jsonl", lines)
-    origin = {**origin, "reward": reward, "rescored_from": str(pfile.resolve()), "records": str(src),
-              "rescore_seconds": round(seconds, 3), **versions()}
-    atomic_write_text(bench_dir / "run.json", json.dumps(origin, indent=2) + "\n")
+    origin = {**origin, "reward": reward, "rescored_from": str(pfile.resolve())}
+    write_provenance(bench_dir / "predictions.jsonl", "eval", origin, {"records": src, "predictions": pfile},
+                     results={"scored": len(scored), "rescore_seconds": round(seconds, 3)},
+                     path=bench_dir / "run.json")
     if len(scored) < len(recs):
         console.print(f"[yellow]{spec.name}: predictions cover {len(scored)} of {len(recs)} records; N = "
                       f"{len(scored)}[/]")

@@ -76,5 +76,10 @@ def run(specs: list[str], out: str | Path, console: Console | None = None) -> Pa
     fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     tmp.replace(png)
+    from infimmr_cli.provenance import write_provenance
+
+    write_provenance(png, "plot", {"runs": list(specs), "panels": [k for k, _ in PANELS]},
+                     {f"metrics[{label}]": path / "metrics.jsonl" for label, path in map(parse_run, specs)},
+                     results={label: len(rows) for label, rows in runs})
     console.print(f"plot: {png} ({', '.join(f'{label}: {len(rows)} steps' for label, rows in runs)})")
     return png

@@ -7,7 +7,6 @@ The math is in grpo.py; tensors, checkpoints, DeepSpeed and logging live in trai
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -104,9 +103,9 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
         console.print(f"resumed from {resume_from} (step {state['step']})")
     if dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        from infimmr_cli.files import atomic_write_text
+        from infimmr_cli.provenance import write_record
 
-        atomic_write_text(out_dir / "run_config.json", json.dumps(resolved, indent=2) + "\n")
+        write_record(out_dir / "run_config.json", resolved)
     from infimmr_cli.training.metrics import MetricsLog
 
     metrics = MetricsLog(out_dir, cfg, dist.is_main, state["metrics"])
