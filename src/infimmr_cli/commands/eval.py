@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.data.records import Record, RecordError, iter_json_lines, normalise_id
+from infimmr_cli.data.records import Record, RecordError
 from infimmr_cli.files import partial_path
 
 DEFAULT_MAX_NEW_TOKENS = 2048
@@ -70,16 +70,13 @@ def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"--predictions: {path}: file not found")
+    from infimmr_cli.data.completions import iter_completions
+
     out: dict[str, dict[str, Any]] = {}
-    for where, obj in iter_json_lines(path, tolerate_torn_tail=True):
-        pid = normalise_id(obj.get("id"))
-        if not isinstance(pid, str) or not pid:
-            raise RecordError(f"{where}: id: expected a non-empty string, got {obj.get('id')!r}")
-        if not isinstance(obj.get("completion"), str):
-            raise RecordError(f"{where}: completion: expected a string, got {type(obj.get('completion')).__name__}")
-        if pid in out:
-            raise RecordError(f"{where}: id: {pid!r} appears twice in this file")
-        out[pid] = {**obj, "id": pid}
+    for where, line in iter_completions(path, tolerate_torn_tail=True):
+        if line["id"] in out:
+            raise RecordError(f"{where}: id: {line['id']!r} appears twice in this file")
+        out[line["id"]] = line
     return out
 
 
