@@ -261,7 +261,7 @@ def test_cli_eval_of_every_bench_on_the_tiny_model(tiny_model_dir, data_dir, tmp
         lines = (out / bench / "predictions.jsonl").read_text().splitlines()
         assert len(lines) == 2 and all(json.loads(x)["completion_tokens"] <= 6 for x in lines)
         assert f"{bench}: {entry['accuracy']['k']}/2 correct" in proc.stdout
-    table = run_cli("eval", "--compare", f"tiny={out}", "--out", tmp_path / "cmp")
+    table = run_cli("compare", f"tiny={out}", "--out", tmp_path / "cmp")
     assert "tiny" in table.stdout and (tmp_path / "cmp" / "compare.png").is_file()
     assert (tmp_path / "cmp" / "compare.md").read_text().splitlines()[2].startswith("| tiny | ")
     missing = run_cli("eval", "--bench", "math500", "--model", tmp_path / "no-model", "--out", out, check=False)

@@ -27,7 +27,7 @@ def run(runs: list[str], out: str | Path, with_paper: bool = False, quiet: bool 
     from infimmr_cli.provenance import write_provenance
 
     if not runs:
-        raise UsageError("--compare: give at least one eval folder (DIR or label=DIR)")
+        raise UsageError("compare: give at least one eval folder (DIR or label=DIR)")
     parsed = [compare.parse_run_arg(r) for r in runs]
     rows = [compare.load_row(label, folder) for label, folder in parsed]
     labels = [r.label for r in rows]

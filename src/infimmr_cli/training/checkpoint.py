@@ -57,8 +57,7 @@ def save(ckpt_root: Path, step: int, updater, processor, run_config: dict, train
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     distributed.barrier()
-    module = updater.module
-    base = getattr(module, "module", module)
+    base = updater.model
     save_hf_model(base, processor, tmp, dist_info.is_main)
     if dist_info.is_main and hasattr(base, "peft_config"):
         base.save_pretrained(tmp / "adapter")  # LoRA resumes from the adapter, not from merged weights

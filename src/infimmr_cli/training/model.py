@@ -44,26 +44,24 @@ def build_policy(cfg, model_dir: str | Path, device: torch.device, adapter_dir: 
     return model, processor
 
 
-def build_reference(cfg, init_dir: str | Path, policy, device: torch.device):
-    """A frozen copy of the starting model, or None when beta is 0 or LoRA can switch its adapter off instead.
+def build_reference(init_dir: str | Path, dtype: str, device: torch.device):
+    """A frozen copy of the starting model, for the KL term (a LoRA run switches its adapter off instead).
 
     The copy is replicated on every rank (not sharded): for the paper's 3B model in bf16 that is ~7 GB a GPU.
     """
-    if cfg.beta <= 0 or cfg.lora_r > 0:
-        return None
-    ref, _ = load_model(init_dir, dtype=cfg.dtype, device=device, with_processor=False)
+    ref, _ = load_model(init_dir, dtype=dtype, device=device, with_processor=False)
     ref.requires_grad_(False)
     ref.eval()
     return ref
 
 
 @contextlib.contextmanager
-def reference_context(cfg, policy, ref):
-    """Yield the module that scores reference log-probs: the frozen copy, or the policy with its LoRA adapter off."""
-    if cfg.lora_r > 0 and cfg.beta > 0:
-        base = getattr(policy, "module", policy)
-        with base.disable_adapter():
-            yield policy
+def reference_context(ref, model, forward):
+    """Yield what scores reference log-probs: the frozen copy `ref`, or (none: LoRA) the policy's `forward` with the
+    adapter of `model`, the unwrapped policy, switched off."""
+    if ref is None:
+        with model.disable_adapter():
+            yield forward
     else:
         yield ref
 

@@ -36,10 +36,9 @@ def media_token_ids(tokenizer) -> list[int]:
     return [i for i in ids if isinstance(i, int) and i >= 0 and i != tokenizer.unk_token_id]
 
 
-def generate(engine, processor, items: list[PhaseItem], group_size: int, cfg) -> Rollouts:
+def generate(engine, processor, items: list[PhaseItem], sampling: SamplingSettings) -> Rollouts:
+    """`sampling.n` completions for each item, with the prompt encodings they will be scored under."""
     images = [load_record_images(item.record, processor) for item in items]
-    sampling = SamplingSettings(n=group_size, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                                max_new_tokens=cfg.max_response_len)
     out = engine.generate([Request(item.messages, ims) for item, ims in zip(items, images)], sampling)
     stop_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     media = set(media_token_ids(processor.tokenizer))
