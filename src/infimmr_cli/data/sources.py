@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from infimmr_cli.data import gold
-from infimmr_cli.data.records import Record, RecordError
+from infimmr_cli.data.records import Record, RecordError, iter_json_lines
 
 VISION_ONLY_QUESTION = "Solve the problem shown in the image."
 
@@ -201,18 +201,11 @@ def read_math500(path: Path, ctx: PrepareContext) -> Iterator[Record]:
     path = Path(path)
     if path.is_dir():
         path = path / "test.jsonl"
-    lines = path.read_text(encoding="utf-8").splitlines()
-    ctx.on_total(len(lines))
-    for lineno, line in enumerate(lines, start=1):
+    with path.open("rb") as fh:
+        ctx.on_total(sum(1 for line in fh if line.strip()))
+    for where, row in iter_json_lines(path):
         ctx.rows_seen += 1
         ctx.on_row()
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise RecordError(f"{where}: <line>: not valid JSON ({exc.msg} at column {exc.colno})") from None
         uid = _field(row, "unique_id", where)
         answer = _field(row, "answer", where).strip()
         if not answer:
