@@ -325,6 +325,11 @@ def test_score_command_table_and_output(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert [r["overall"] for r in rows] == pytest.approx([1.0, 0.28, 1.0, 0.0])
     assert [r["id"] for r in rows] == ["m1", "m1", "c1", "s1"]
+    from infimmr_cli.provenance import read_provenance
+
+    prov = read_provenance(tmp_path / "s.jsonl")
+    assert prov["command"] == "score" and prov["results"] == {"scored": 4, "correct": 2, "timeouts": 0}
+    assert set(prov["inputs"]) == {"records", "completions"}
 
 
 def test_score_command_names_the_bad_line(tmp_path):

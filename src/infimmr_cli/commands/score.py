@@ -2,7 +2,8 @@
 
 Completions file: one JSON object a line, {"id": <record id>, "completion": <text>}; an id may appear many times (G
 rollouts of one prompt). Output (optional): one line per completion, in input order, with the record's answer and
-answer_type and the reward keys (overall, format, accuracy, extracted, and timeout/error where set).
+answer_type and the reward keys (overall, format, accuracy, extracted, and timeout/error where set), with
+`<out>.provenance.json`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ def summarize(rows: list[dict[str, Any]]) -> Table:
 
 def run(records: str | Path, completions: str | Path, out: str | Path | None = None, workers: int | None = None,
         timeout: float = 5.0, reward: str = "default") -> list[dict[str, Any]]:
+    from infimmr_cli.evaluation.tally import is_correct
     from infimmr_cli.rewards.scoring import score_batch
 
     if timeout <= 0:
@@ -77,7 +79,13 @@ def run(records: str | Path, completions: str | Path, out: str | Path | None = N
                 rows.append({"id": rid, "answer_type": rec.answer_type, "answer": rec.answer, **s})
             bar.advance(task, len(part))
     if out is not None:
+        from infimmr_cli.provenance import write_provenance
+
         write_records(out, rows)
+        write_provenance(out, "score", {"reward": reward, "timeout": timeout, "workers": workers},
+                         {"records": records, "completions": completions},
+                         results={"scored": len(rows), "correct": sum(is_correct(r) for r in rows),
+                                  "timeouts": sum(bool(r.get("timeout")) for r in rows)})
     if rows:
         console.print(summarize(rows))
     else:
