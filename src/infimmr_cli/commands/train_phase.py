@@ -288,7 +288,7 @@ def _build(cfg, dist, prompts, sampler, resume_from: Path | None) -> Run:
 
     from infimmr_cli.rollout.base import SamplingSettings
     from infimmr_cli.rollout.hf import HFEngine
-    from infimmr_cli.training.model import build_policy, build_reference, is_zero3
+    from infimmr_cli.training.model import LoraSettings, build_policy, build_reference, is_zero3
     from infimmr_cli.training.updater import make_updater
 
     random.seed(cfg.seed + dist.rank)
@@ -298,7 +298,9 @@ def _build(cfg, dist, prompts, sampler, resume_from: Path | None) -> Run:
     full_ckpt = resume_from is not None and cfg.lora_r == 0
     model_dir = resume_from if full_ckpt else cfg.init
     adapter = resume_from / "adapter" if (resume_from is not None and cfg.lora_r > 0) else None
-    model, processor = build_policy(cfg, model_dir, device, adapter_dir=adapter)
+    lora = LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, tuple(cfg.lora_targets),
+                        cfg.train_vision) if cfg.lora_r > 0 else None
+    model, processor = build_policy(model_dir, device, cfg.dtype, lora, cfg.gradient_checkpointing, adapter)
     # a frozen copy of the start for the KL term; a LoRA policy switches its adapter off instead
     ref = build_reference(cfg.init, cfg.dtype, device) if cfg.beta > 0 and cfg.lora_r == 0 else None
     updates_per_step = cfg.prompts_per_step // cfg.update_batch
