@@ -12,13 +12,16 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from infimmr_cli.errors import UsageError
 from infimmr_cli.training.config import load_config, parse_sets, check_config
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -42,12 +45,12 @@ class MicroBatch:
     """The sequences of one forward/backward: model inputs, advantages (n,), keep flags (n,), completion mask (n, C),
     and, when the update needs them, log-probs (n, C) under the policy before the update and under the reference."""
 
-    inputs: dict[str, Any]
-    adv: Any
-    keep: Any
-    mask: Any
-    old_logp: Any = None
-    ref_logp: Any = None
+    inputs: dict[str, torch.Tensor]
+    adv: torch.Tensor
+    keep: torch.Tensor
+    mask: torch.Tensor
+    old_logp: torch.Tensor | None = None
+    ref_logp: torch.Tensor | None = None
 
 
 def run(config: str | Path | None = None, sets: list[str] | None = None, phase: str | None = None,
@@ -157,7 +160,7 @@ def train_step(r: Run, step: int) -> dict[str, Any]:
 
     from infimmr_cli.rewards.scoring import score_batch
     from infimmr_cli.rollout.base import needs_weight_push
-    from infimmr_cli.training import grpo, rollouts
+    from infimmr_cli.training import distributed, grpo, rollouts
     from infimmr_cli.training.batching import completion_logprobs
     from infimmr_cli.training.model import reference_context
 
@@ -235,13 +238,7 @@ def train_step(r: Run, step: int) -> dict[str, Any]:
         "tokens": sum(len(p.input_ids) for p in batch.prompts) + sum(len(t) for t in batch.token_ids),
         "groups_kept": int(keep.sum()) // G,
     }
-    return _step_row(step + 1, _gather_ranks(local), lr, step_time, t_rollout)
-
-
-def _gather_ranks(local: dict[str, Any]) -> list[dict[str, Any]]:
-    from infimmr_cli.training import distributed
-
-    return distributed.gather_object(local)
+    return _step_row(step + 1, distributed.gather_object(local), lr, step_time, t_rollout)
 
 
 def _step_row(step: int, ranks: list[dict[str, Any]], lr: float, step_time: float, t_rollout: float
