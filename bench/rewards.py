@@ -1,9 +1,11 @@
-"""Reward scoring speed: score_batch (killable worker processes) against a plain sequential math-verify loop.
+"""Reward scoring speed: score_batch (killable worker processes: pebble's ProcessPool, one task per item with a
+per-task timeout) against a plain sequential math-verify loop.
 
 One paper rollout batch: 256 prompts x 16 completions = 4,096 items, a mix of right answers (varied spellings), wrong
 answers, unformatted completions and a few pathological answers. Both sides score the same items with the same rules
 (`rewards.score`); the baseline runs them in this process, one after another, with math-verify's own signal-based
-timeouts switched on (as peer projects run it), the pool with 2 workers and a hard per-item timeout of the same length.
+timeouts switched on (as peer projects run it), the pool with 2 workers and a hard per-item timeout of the same length. bench/RESULTS.md
+has the comparison of pebble with the hand-written pool it replaced (this script at commit a13ebee).
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python bench/rewards.py [--prompts 256] [--group 16] [--workers 2] [--timeout 5] [--repeats 2]
 """
@@ -68,25 +70,18 @@ def main() -> None:
     logging.basicConfig(level=logging.ERROR)  # the per-item timeout warnings are expected here
 
     from infimmr_cli.rewards import rules
-    from infimmr_cli.rewards.scoring import score_batch
-    from infimmr_cli.rewards.pool import ScoringPool, close_pool, get_pool
+    from infimmr_cli.rewards.scoring import close_pool, score_batch
 
     completions, records, kinds = make_batch(args.prompts, args.group, args.pathological)
     n = len(completions)
     print(f"{n} items: " + ", ".join(f"{k} {kinds.count(k)}" for k in sorted(set(kinds))))
 
-    # Start-up cost of a pool, by start method (a training run pays it once: the pool persists across steps).
-    for method in ("forkserver", "spawn"):
-        t = time.perf_counter()
-        pool = ScoringPool(args.workers, start_method=method)
-        pool.wait_ready()
-        print(f"pool start-up ({method}, {args.workers} workers): {time.perf_counter() - t:.2f} s")
-        pool.close()
-
-    pool = get_pool(args.workers)
-    pool.wait_ready()
+    # Start-up of the pool (a training run pays it once: the pool persists across score_batch calls).
+    t = time.perf_counter()
+    score_batch(completions[:1], records[:1], workers=args.workers, timeout=args.timeout)
+    print(f"pool start-up (forkserver, {args.workers} workers, first item scored): {time.perf_counter() - t:.2f} s")
     t_base = t_pool = float("inf")
-    stall = pool_stall = 0.0
+    stall = 0.0
     for _ in range(args.repeats):  # alternate the two sides; keep each side's best time (the box is shared and noisy)
         # Baseline: the same score() in this process, sequentially, with math-verify's own alarm timeouts.
         rules.MATH_VERIFY_TIMEOUT = args.timeout
@@ -103,13 +98,12 @@ def main() -> None:
         t0 = time.perf_counter()
         got = score_batch(completions, records, workers=args.workers, timeout=args.timeout)
         t_pool = min(t_pool, time.perf_counter() - t0)
-        pool_stall = max(pool_stall, pool.max_item_s)
 
     same = sum(a["overall"] == b["overall"] for a, b in zip(base, got) if not b.get("timeout"))
     timeouts = sum(bool(g.get("timeout")) for g in got)
     print(f"sequential math-verify loop: {t_base:7.2f} s  ({n / t_base:6.1f} items/s), max per-item stall {stall:.2f} s")
     print(f"score_batch, {args.workers} workers:      {t_pool:7.2f} s  ({n / t_pool:6.1f} items/s), "
-          f"max per-item stall {pool_stall:.2f} s (timeout {args.timeout} s), {timeouts} timed out")
+          f"{timeouts} timed out (timeout {args.timeout} s)")
     print(f"speed-up: {t_base / t_pool:.2f}x   same overall reward on {same}/{n - timeouts} items that did not time out")
     close_pool()
 

@@ -45,7 +45,7 @@ def test_cpu_curriculum_leaves_every_artifact(tmp_path):
         assert (run / "val" / "step-000000.jsonl").is_file() and (run / "val" / "step-000001.jsonl").is_file()
         groups = [json.loads(line) for line in (run / "rollouts.jsonl").read_text().splitlines()]
         assert groups and {g["step"] for g in groups} == {1} and all(g["phase"] == phase for g in groups)
-        assert json.loads((run / "run_config.json").read_text())["config"]["phase"] == phase
+        assert json.loads((run / "run_config.json").read_text())["settings"]["phase"] == phase
 
     lineage = json.loads((work / "export" / "lineage.json").read_text())
     assert [p["phase"] for p in lineage["phases"]] == list(PHASES)
@@ -70,7 +70,7 @@ def test_cpu_curriculum_leaves_every_artifact(tmp_path):
     assert again.stdout.count("skip:") >= 9 and "train-phase fra" not in again.stdout
     assert "train-phase mre" in again.stdout  # CapFre: the MRE view straight after FRA
     capfre = work / "ablations" / "capfre"
-    assert json.loads((capfre / "run_config.json").read_text())["config"]["init"].endswith("fra/final")
+    assert json.loads((capfre / "run_config.json").read_text())["settings"]["init"].endswith("fra/final")
     table2 = (work / "ablations" / "table2" / "compare.md").read_text().splitlines()
     assert table2[0].startswith("| model | MathVerse reward | MathVerse official | MathVision reward |")
     assert "MATH500" not in table2[0]

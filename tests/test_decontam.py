@@ -362,3 +362,17 @@ def test_model_identity_follows_weights_not_location(tiny_model_dir, tmp_path):
     data[-1] ^= 1  # one bit of one weight
     weights.write_bytes(bytes(data))
     assert model_identity(copy) != model_identity(tiny_model_dir)
+
+
+def test_both_outputs_carry_a_provenance_record(leaky):
+    from rich.console import Console
+
+    from infimmr_cli.provenance import read_provenance
+
+    tmp, train, benches, _ = leaky
+    decontam.run(train, benches, tmp / "out/clean.jsonl", tmp / "out/removed.jsonl", no_embedding=True,
+                 console=Console(quiet=True))
+    for name in ("clean.jsonl", "removed.jsonl"):
+        rec = read_provenance(tmp / "out" / name)
+        assert rec["command"] == "decontam" and rec["output"] == name and rec["results"]["removed"] == 2
+        assert rec["inputs"]["train"]["path"] == str(train.resolve()) and len(rec["inputs"]["bench[1]"]["sha256"]) == 64

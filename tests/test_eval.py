@@ -317,7 +317,7 @@ def test_cli_eval_of_every_bench_on_the_tiny_model(tiny_model_dir, data_dir, tmp
         lines = (out / bench / "predictions.jsonl").read_text().splitlines()
         assert len(lines) == 2 and all(json.loads(x)["completion_tokens"] <= 6 for x in lines)
         assert f"{bench}: {entry['accuracy']['k']}/2 correct" in proc.stdout
-    table = run_cli("eval", "--compare", f"tiny={out}", "--out", tmp_path / "cmp")
+    table = run_cli("compare", f"tiny={out}", "--out", tmp_path / "cmp")
     assert "tiny" in table.stdout and (tmp_path / "cmp" / "compare.png").is_file()
     assert (tmp_path / "cmp" / "compare.md").read_text().splitlines()[2].startswith("| tiny | ")
     missing = run_cli("eval", "--bench", "math500", "--model", tmp_path / "no-model", "--out", out, check=False)
@@ -339,3 +339,41 @@ def test_rich_table_shows_both_columns_and_the_judge_note(data_dir, tmp_path):
     assert "reward" in text and "official" in text
     # the free-form subset row: scored by the reward rule, not by the official one
     assert any("free-form" in line and "0/1" in line and "–" in line for line in text.splitlines())
+def test_prepared_bench_records_are_reused_until_the_export_changes(tmp_path, monkeypatch):
+    from infimmr_cli.commands import prepare as prepare_cmd
+    from infimmr_cli.provenance import read_provenance
+
+    data = tmp_path / "data"
+    export = exports.make_math500_export(data / "math500")
+    calls = []
+    real = prepare_cmd.run
+    monkeypatch.setattr(prepare_cmd, "run", lambda *a, **k: calls.append(a) or real(*a, **k))
+    out = tmp_path / "out"
+    first, path = bench_records(BENCHES["math500"], out, data, None)
+    again, _ = bench_records(BENCHES["math500"], out, data, None)
+    assert len(calls) == 1 and [r.to_dict() for r in again] == [r.to_dict() for r in first]
+    rec = read_provenance(path)
+    assert rec["command"] == "prepare" and rec["inputs"]["input"]["path"] == str(export.resolve())
+    # the export changes in place (same path, new content): the records are prepared again from it
+    export.write_text(export.read_text().replace("What is $2+3$?", "What is $3+2$?"))
+    changed, _ = bench_records(BENCHES["math500"], out, data, None)
+    assert len(calls) == 2 and "What is $3+2$?" in [r.question for r in changed]
+    bench_records(BENCHES["math500"], out, data, None)
+    assert len(calls) == 2
+
+
+def test_every_eval_output_has_a_provenance_record(data_dir, tmp_path):
+    from infimmr_cli.provenance import read_provenance
+
+    script, out = CASES["math500"][0], tmp_path / "run"
+    run(["math500"], out, model="m", data_dir=data_dir, engine=engine_for("math500", data_dir, tmp_path, script),
+        quiet=True)
+    origin = read_provenance(out / "math500" / "run.json")
+    assert origin["command"] == "eval" and origin["settings"]["model"] == "m"
+    assert origin["inputs"]["records"]["path"] == str((out / "math500" / "records.jsonl").resolve())
+    results = read_provenance(out / "results.json")
+    assert results["settings"]["benches"] == ["math500"] and set(results["inputs"]) == {"predictions[math500]"}
+    table = compare_cmd.run([f"a={out}"], tmp_path / "table", quiet=True)
+    cmp = read_provenance(tmp_path / "table" / "compare.provenance.json")
+    assert cmp["command"] == "compare" and cmp["inputs"]["results[a]"]["path"] == str((out / "results.json").resolve())
+    assert table.markdown.is_file()

@@ -26,3 +26,41 @@ def test_provenance_sits_beside_the_output_with_settings_inputs_and_versions(tmp
     assert (rec["command"], rec["settings"], rec["results"]) == ("classify", {"model": "m"}, {"records": 1})
     assert rec["inputs"]["input"]["sha256"] == file_digest(tmp_path / "in.jsonl")
     assert {"python", "torch", "transformers"} <= set(rec["versions"])
+
+
+def test_reader_takes_an_output_or_its_record_and_older_shapes(tmp_path):
+    from infimmr_cli.provenance import is_current, read_provenance
+
+    (tmp_path / "in.jsonl").write_text("{}\n")
+    (tmp_path / "out.jsonl").write_text("x\n")
+    write_provenance(tmp_path / "out.jsonl", "prepare", {"source": "s"}, {"input": tmp_path / "in.jsonl"})
+    assert read_provenance(tmp_path / "out.jsonl") == read_provenance(tmp_path / "out.jsonl.provenance.json")
+    assert is_current(tmp_path / "out.jsonl", "prepare", {"source": "s"}, {"input": tmp_path / "in.jsonl"})
+    assert not is_current(tmp_path / "out.jsonl", "prepare", {"source": "t"}, {"input": tmp_path / "in.jsonl"})
+    assert not is_current(tmp_path / "out.jsonl", "classify", {"source": "s"}, {"input": tmp_path / "in.jsonl"})
+    (tmp_path / "in.jsonl").write_text("{}\n{}\n")
+    assert not is_current(tmp_path / "out.jsonl", "prepare", {"source": "s"}, {"input": tmp_path / "in.jsonl"})
+    assert read_provenance(tmp_path / "nothing.jsonl") is None
+    # a train-phase run_config.json and an eval run.json as written before the one schema
+    (tmp_path / "run_config.json").write_text(json.dumps({"config": {"phase": "fra"}, "inputs": {}, "versions": {}}))
+    old = read_provenance(tmp_path / "run_config.json")
+    assert (old["command"], old["settings"]["phase"], old["results"]) == ("train-phase", "fra", {})
+    (tmp_path / "run.json").write_text(json.dumps({"model": "m", "reward": "default"}))
+    assert read_provenance(tmp_path / "run.json")["settings"] == {"model": "m", "reward": "default"}
+
+
+def test_plot_tiny_model_and_demo_data_write_a_record(tmp_path):
+    from infimmr_cli.commands import demo_data, plot, tiny_model
+    from infimmr_cli.provenance import read_provenance
+
+    (tmp_path / "fra").mkdir()
+    (tmp_path / "fra" / "metrics.jsonl").write_text(json.dumps({"step": 1, "reward_mean": 0.5}) + "\n")
+    png = plot.run([f"F={tmp_path / 'fra'}"], tmp_path / "plots")
+    rec = read_provenance(png)
+    assert rec["command"] == "plot" and rec["results"] == {"F": 1} and "metrics[F]" in rec["inputs"]
+    raw = tmp_path / "raw"
+    demo_data.run(raw, n_text=2, n_image=2, n_bench=2)
+    rec = read_provenance(raw)
+    assert rec["command"] == "demo-data" and rec["settings"]["n_text"] == 2 and "math500" in rec["results"]
+    model = tiny_model.run(tmp_path / "tiny", seed=3)
+    assert read_provenance(model)["settings"] == {"seed": 3}

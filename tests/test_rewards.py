@@ -355,6 +355,11 @@ def test_score_command_table_and_output(tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert [r["overall"] for r in rows] == pytest.approx([1.0, 0.28, 1.0, 0.0])
     assert [r["id"] for r in rows] == ["m1", "m1", "c1", "s1"]
+    from infimmr_cli.provenance import read_provenance
+
+    prov = read_provenance(tmp_path / "s.jsonl")
+    assert prov["command"] == "score" and prov["results"] == {"scored": 4, "correct": 2, "timeouts": 0}
+    assert set(prov["inputs"]) == {"records", "completions"}
 
 
 def test_score_command_names_the_bad_line(tmp_path):
@@ -365,3 +370,28 @@ def test_score_command_names_the_bad_line(tmp_path):
     (tmp_path / "c.jsonl").write_text('{"id": "m1", "completion": "x"}\n{"id": "zz", "completion": "x"}\n')
     proc = run_cli("score", "--records", tmp_path / "r.jsonl", "--completions", tmp_path / "c.jsonl", check=False)
     assert proc.returncode == 2 and "c.jsonl:2: id: 'zz'" in proc.stderr
+
+
+def test_score_and_eval_share_one_completions_reader_and_one_meaning_of_correct(tmp_path):
+    from rich.console import Console
+
+    from infimmr_cli.commands.eval import read_predictions
+    from infimmr_cli.commands.score import read_completions, summarize
+    from infimmr_cli.data.records import RecordError
+    from infimmr_cli.evaluation.tally import tally
+
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"id": 7, "completion": "a"}\n')
+    assert read_completions(path, {"7": rec("1", rid="7")}) == [("7", "a")]
+    assert read_predictions(path)["7"]["completion"] == "a"
+    path.write_text('{"id": "7", "completion": 3}\n')
+    for read in (lambda: read_completions(path, {"7": rec("1", rid="7")}), lambda: read_predictions(path)):
+        with pytest.raises(RecordError, match=r"c.jsonl:1: completion: expected a string, got int"):
+            read()
+    # an accuracy a rounding step below 1 (a plug-in reward's sum) is right for both commands
+    rows = [{"answer_type": "math", "accuracy": 1 - 1e-12, "format": 1.0, "overall": 1.0},
+            {"answer_type": "math", "accuracy": 0.2, "format": 1.0, "overall": 0.28}]
+    console = Console(record=True, width=200)
+    console.print(summarize(rows))
+    assert "1/2" in console.export_text()
+    assert tally([rec("1"), rec("2")], rows)["accuracy"].k == 1

@@ -42,3 +42,21 @@ def test_batch_sizes_that_do_not_divide_are_refused():
         check_config(cfg, world_size=3)
     with pytest.raises(UsageError, match="micro_batch: 5 does not divide the 16 sequences"):
         load_config(None, {"prompts_per_step": 8, "update_batch": 4, "group_size": 4, "micro_batch": 5})
+
+
+def test_set_values_are_parsed_once_by_the_field_type(tmp_path):
+    cfg = load_config(None, parse_sets(['deepspeed=""', "clip_eps_high=none", "reward_workers=3", 'out="a b"',
+                                        "adam_betas=[0.9, 0.95]", 'vllm={"enforce_eager": true}']))
+    assert cfg.deepspeed == "" and cfg.clip_eps_high is None and cfg.reward_workers == 3 and cfg.out == "a b"
+    assert cfg.adam_betas == [0.9, 0.95] and cfg.vllm == {"enforce_eager": True}
+    assert load_config(None, parse_sets(["deepspeed=x.json"])).deepspeed == "x.json"
+    for bad, kind in (("steps=1.5", "int"), ("gradient_checkpointing=yes", "bool"), ("vllm=[1]", "dict")):
+        with pytest.raises(UsageError, match=f"--set: {bad.split('=')[0]}: .* is not a valid {kind}"):
+            load_config(None, parse_sets([bad]))
+    # a JSON config holds typed values: a wrong type is named with the file
+    (tmp_path / "c.json").write_text('{"lr": "fast", "steps": 3}')
+    with pytest.raises(UsageError, match=r"c.json: lr: 'fast' is not a valid float"):
+        load_config(tmp_path / "c.json")
+    (tmp_path / "c.json").write_text('{"log_every": 1}')
+    with pytest.raises(UsageError, match="log_every: unknown setting"):
+        load_config(tmp_path / "c.json")

@@ -44,7 +44,7 @@ def test_each_phase_trains_and_leaves_a_complete_run_directory(phase, tmp_path, 
     assert json.loads((ckpt / "trainer_state.json").read_text())["step"] == 2
     assert not list((out / "checkpoints").glob(".*tmp"))
     origin = json.loads((out / "run_config.json").read_text())
-    assert origin["config"]["phase"] == phase and len(origin["inputs"]["data"]["sha256"]) == 64
+    assert origin["settings"]["phase"] == phase and len(origin["inputs"]["data"]["sha256"]) == 64
     assert "torch" in origin["versions"] and "transformers" in origin["versions"]
     model, _ = load_model(out / "final")  # a plain HF directory, as the next phase's --init
     init, _ = load_model(tiny_model_dir)
@@ -202,3 +202,42 @@ def test_vllm_engine_is_built_lazily_and_gets_the_new_weights_every_step(tmp_pat
     final = load_file(out / "final" / "model.safetensors")
     assert any(not torch.equal(pushed[n], init[n]) for n in pushed)
     assert len(final) == len(pushed)
+
+
+def test_a_step_reduces_its_metrics_in_one_collective(tmp_path, train_data, tiny_model_dir, monkeypatch):
+    from infimmr_cli.commands.train_phase import _step_row
+    from infimmr_cli.training import distributed
+
+    calls = []
+    real = distributed.gather_object
+    monkeypatch.setattr(distributed, "gather_object", lambda obj: calls.append(obj) or real(obj))
+    out = _train(tmp_path / "run", train_data, tiny_model_dir, phase="fra", steps=2, extra=["mu=1"])
+    assert len(calls) == 2  # one per step
+    rewards = calls[0]["rewards"]
+    assert _rows(out)[0]["reward_mean"] == pytest.approx(sum(rewards) / len(rewards))
+    # two ranks: item figures over every item, loss figures averaged over ranks
+    means = dict(clip_frac=0.0, kl=0.1, entropy=1.0, loss=0.5, grad_norm=1.0)
+    ranks = [dict(rewards=[1.0, 0.0], format=[1.0, 1.0], accuracy=[1.0, 0.0], lengths=[3, 5], tokens=10, groups_kept=1,
+                  means=means, replaced=0, new_bad=[]),
+             dict(rewards=[1.0, 1.0], format=[1.0, 0.0], accuracy=[1.0, 1.0], lengths=[4, 8], tokens=30, groups_kept=0,
+                  means={**means, "kl": 0.3}, replaced=2, new_bad=[])]
+    row = _step_row(5, ranks, lr=1e-6, step_time=2.0, t_rollout=1.0)
+    assert (row["step"], row["reward_mean"], row["format_mean"], row["response_len_max"]) == (5, 0.75, 0.75, 8)
+    assert row["kl"] == pytest.approx(0.2) and row["groups_kept"] == 1 and row["tokens_per_s"] == 20.0
+    assert row["items_skipped"] == 2  # prompts swapped for an unreadable image, summed over ranks
+
+
+def test_the_engine_says_whether_it_needs_the_weights_pushed(tiny_model_dir):
+    from infimmr_cli.rollout.base import needs_weight_push
+    from infimmr_cli.rollout.hf import HFEngine
+
+    policy, processor = load_model(tiny_model_dir)
+    assert not needs_weight_push(HFEngine(policy, processor, shares_policy=True))
+    own, _ = load_model(tiny_model_dir)
+    engine = HFEngine(own, processor)
+    assert needs_weight_push(engine) and needs_weight_push(object())  # an engine that does not say holds its own copy
+    with torch.no_grad():
+        for p in policy.parameters():
+            p.add_(0.5)
+    engine.load_weights(policy.named_parameters())
+    assert all(torch.equal(p, dict(policy.named_parameters())[n]) for n, p in own.named_parameters())

@@ -155,8 +155,7 @@ BENCH_NAMES = ("math500", "mathverse", "mathvision", "mathvision-testmini", "oly
              "--out runs/eval/mre\n\n"
              "infimmr eval --bench math500 --model runs/tiny --data-dir data/bench --out runs/eval/tiny --limit 4 "
              "--max-new-tokens 16\n\n"
-             "infimmr eval --bench mathverse --out runs/eval/mre --predictions runs/eval/mre/mathverse/predictions.jsonl"
-             "\n\ninfimmr eval --compare base=runs/eval/base --compare runs/eval/fra --out runs/eval/table --with-paper")
+             "infimmr eval --bench mathverse --out runs/eval/mre --predictions runs/eval/mre/mathverse/predictions.jsonl")
 def eval_cmd(
     bench: Annotated[Optional[list[str]], typer.Option("--bench", help=f"Benchmark, repeatable: {', '.join(BENCH_NAMES)}.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder: OUT/<bench>/predictions.jsonl, OUT/results.json.")] = None,
@@ -176,19 +175,13 @@ def eval_cmd(
     dtype: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
     workers: Annotated[Optional[int], typer.Option(help="Scoring worker processes (default: the reward module's).")] = None,
     reward: Annotated[str, typer.Option(help="Scoring function: default or path.py:function.")] = "default",
-    compare: Annotated[Optional[list[str]], typer.Option("--compare", help="Instead of evaluating: tabulate these eval folders (DIR or label=DIR), repeatable.")] = None,
-    with_paper: Annotated[bool, typer.Option(help="With --compare: add the paper's reported rows.")] = False,
 ) -> None:
-    """Evaluate a model on the paper's benchmarks (k/N overall and per subset), rescore predictions, or compare runs."""
+    """Evaluate a model on the paper's benchmarks (k/N overall and per subset), or rescore predictions
+    (`infimmr compare` tabulates eval folders)."""
     from infimmr_cli.errors import UsageError
 
-    if compare:
-        from infimmr_cli.commands.compare import run as compare_run
-
-        compare_run(compare, out or Path("."), with_paper=with_paper)
-        return
     if not bench:
-        raise UsageError("--bench: give at least one benchmark (or --compare DIR ...)")
+        raise UsageError("--bench: give at least one benchmark")
     if out is None:
         raise UsageError("--out: the folder to write predictions and results into")
     from infimmr_cli.commands.eval import run

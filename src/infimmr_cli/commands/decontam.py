@@ -155,10 +155,12 @@ def run(train: str | Path, bench: Sequence[str | Path], out: str | Path, removed
     warned = write_warnings(out, "decontam", problems)
     from infimmr_cli.provenance import write_provenance
 
-    write_provenance(out, "decontam", {"threshold": threshold, "embedding": not no_embedding,
-                                       "embed_model": str(embed_model) if embed_model else None},
-                     {"train": train, **{f"bench[{i}]": b for i, b in enumerate(bench)}},
-                     results={"kept": len(kept), "removed": len(ordered)})
+    settings = {"threshold": threshold, "embedding": not no_embedding,
+                "embed_model": str(embed_model) if embed_model else None}
+    inputs = {"train": train, **{f"bench[{i}]": b for i, b in enumerate(bench)}}
+    counts = {"kept": len(kept), "removed": len(ordered)}
+    for output in (out, removed):
+        write_provenance(output, "decontam", settings, inputs, results=counts)
 
     summary = _summary(ordered, bench_recs)
     result = {"train": len(train_recs), "kept": len(kept), "removed": len(ordered), "bench": len(bench_recs),

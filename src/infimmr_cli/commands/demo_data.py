@@ -10,6 +10,10 @@ def run(out: str | Path, n_text: int = 24, n_image: int = 24, n_bench: int = 6, 
     from infimmr_cli.data.demo_data import write_demo_exports
 
     paths = write_demo_exports(out, n_text=n_text, n_image=n_image, n_bench=n_bench, seed=seed)
+    from infimmr_cli.provenance import write_provenance
+
+    write_provenance(out, "demo-data", {"n_text": n_text, "n_image": n_image, "n_bench": n_bench, "seed": seed}, {},
+                     results={name: str(p) for name, p in paths.items()})
     table = Table(title=f"demo exports in {out}")
     table.add_column("source")
     table.add_column("path (what `infimmr prepare --in` takes)")

@@ -6,14 +6,13 @@ Per bench, under OUT/<bench>/:
 - predictions.jsonl one line per item, appended and flushed as produced (`.partial` until every item is in), so a
                     killed eval resumes where it stopped; `correct` is the reward rule's verdict, `official` the
                     official rule's (null: needs the benchmark's LLM judge)
-- run.json          what made the predictions (model, sampling, system prompt, reward); a resume with other settings
-                    is refused rather than mixing two runs in one file
-OUT/results.json holds every bench evaluated into OUT (merged across runs).
+- run.json          the predictions' provenance record (settings: model, sampling, system prompt, reward, engine); a
+                    resume with other settings is refused rather than mixing two runs in one file
+OUT/results.json holds every bench evaluated into OUT (merged across runs), with results.json.provenance.json.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import asdict
@@ -24,9 +23,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.provenance import versions
-from infimmr_cli.data.records import Record, RecordError, iter_json_lines, normalise_id
-from infimmr_cli.files import atomic_write_text, partial_path
+from infimmr_cli.data.records import Record, RecordError
+from infimmr_cli.files import partial_path
 
 DEFAULT_MAX_NEW_TOKENS = 2048
 # Longest prompt (tokens after image expansion) sent to the model; a longer one is scored 0 and listed, never generated:
@@ -41,7 +39,7 @@ HF_BATCH, VLLM_BATCH = 8, 256
 def bench_records(bench, out_dir: Path, data_dir: Path | None, records_file: Path | None,
                   quiet: bool = True) -> tuple[list[Record], Path]:
     """The bench's records and the file they came from: --records as given, else prepared from the export under the
-    data folder into OUT/<bench>/records.jsonl (reused while the export path is unchanged)."""
+    data folder into OUT/<bench>/records.jsonl (reused while its provenance names this export, unchanged)."""
     from infimmr_cli.data.records import read_records
 
     if records_file is not None:
@@ -50,11 +48,11 @@ def bench_records(bench, out_dir: Path, data_dir: Path | None, records_file: Pat
         if data_dir is None:
             raise UsageError(f"--data-dir: needed to find the {bench.name} export (or set INFIMMR_DATA, or pass "
                              f"--records)")
+        from infimmr_cli.provenance import is_current
+
         export = bench.find_export(data_dir)
         path = out_dir / bench.name / "records.jsonl"
-        prov = path.with_name(path.name + ".provenance.json")
-        made_from = _json_object(prov).get("input") if prov.is_file() else None
-        if not path.is_file() or made_from != str(export.resolve()):
+        if not is_current(path, "prepare", {"source": bench.reader}, {"input": export}):
             from infimmr_cli.commands.prepare import run as prepare
 
             prepare(bench.reader, export, path, quiet=quiet)
@@ -64,16 +62,6 @@ def bench_records(bench, out_dir: Path, data_dir: Path | None, records_file: Pat
         raise RecordError(f"{path}: source: record {wrong[0].id!r} is from {wrong[0].source!r}, not {bench.reader}; "
                           f"is this the right file for --bench {bench.name}?")
     return recs, path
-
-
-def _json_object(path: Path) -> dict[str, Any]:
-    """One of our own JSON files (run.json, a provenance file), read back with a one-line error when damaged."""
-    from infimmr_cli.data.records import read_json_file
-
-    data = read_json_file(path)
-    if not isinstance(data, dict):
-        raise RecordError(f"{path}: <file>: expected a JSON object, got {type(data).__name__}")
-    return data
 
 
 # ---------------------------------------------------------------- predictions files
@@ -87,16 +75,13 @@ def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"--predictions: {path}: file not found")
+    from infimmr_cli.data.completions import iter_completions
+
     out: dict[str, dict[str, Any]] = {}
-    for where, obj in iter_json_lines(path, tolerate_torn_tail=True):
-        pid = normalise_id(obj.get("id"))
-        if not isinstance(pid, str) or not pid:
-            raise RecordError(f"{where}: id: expected a non-empty string, got {obj.get('id')!r}")
-        if not isinstance(obj.get("completion"), str):
-            raise RecordError(f"{where}: completion: expected a string, got {type(obj.get('completion')).__name__}")
-        if pid in out:
-            raise RecordError(f"{where}: id: {pid!r} appears twice in this file")
-        out[pid] = {**obj, "id": pid}
+    for where, line in iter_completions(path, tolerate_torn_tail=True):
+        if line["id"] in out:
+            raise RecordError(f"{where}: id: {line['id']!r} appears twice in this file")
+        out[line["id"]] = line
     return out
 
 
@@ -169,9 +154,12 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 def check_origin(run_json: Path, origin: dict[str, Any],
                  keys=("model", "sampling", "system_prompt", "reward", "max_prompt_len")) -> None:
     """Refuse to append to predictions another model or other settings made: one predictions file, one run."""
-    if not run_json.is_file():
+    from infimmr_cli.provenance import read_provenance
+
+    rec = read_provenance(run_json)
+    if rec is None:
         return
-    before = _json_object(run_json)
+    before = rec["settings"]
     for key in keys:
         if key in before and before[key] != origin[key]:
             raise UsageError(f"{run_json}: {key}: the predictions here were made with {before[key]!r}, this run uses "
@@ -248,10 +236,23 @@ def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None
             entries[spec.name] = _generate(spec, recs, len(every), src, out, gen, reward, workers, score_timeout,
                                            console, max_prompt_len)
     results = merge_results(out, entries)
+    _results_provenance(results, model, engine)
     for entry in entries.values():
         print_bench(console, entry)
     console.print(f"results: {results}", highlight=False)
     return entries
+
+
+def _results_provenance(results: Path, model, engine) -> None:
+    """results.json holds benches of several runs: its record names every bench's predictions file."""
+    from infimmr_cli.evaluation.report import read_results
+    from infimmr_cli.provenance import write_provenance
+
+    benches = sorted(read_results(results)["benchmarks"])
+    preds = {b: results.parent / b / "predictions.jsonl" for b in benches}
+    write_provenance(results, "eval", {"benches": benches, "model": None if model is None else str(model),
+                                       "engine": engine if isinstance(engine, str) else type(engine).__name__},
+                     {f"predictions[{b}]": p for b, p in preds.items() if p.is_file()})
 
 
 def _sampling(temperature, top_p, top_k, max_new_tokens, seed):
@@ -294,7 +295,10 @@ class _Generator:
 
 
 def _origin_fields(run_json: Path) -> dict[str, Any]:
-    return _json_object(run_json) if run_json.is_file() else {}
+    from infimmr_cli.provenance import read_provenance
+
+    rec = read_provenance(run_json)
+    return dict(rec["settings"]) if rec else {}
 
 
 def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _Generator, reward: str,
@@ -303,6 +307,7 @@ def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _
     from infimmr_cli.evaluation.tally import is_correct
     from infimmr_cli.data.images import ImageError
     from infimmr_cli.data.records import ResumableWriter
+    from infimmr_cli.provenance import write_provenance
     from infimmr_cli.rewards.scoring import score_batch
 
     bench_dir = out / spec.name
@@ -320,8 +325,8 @@ def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _
             todo = [r for r in recs if r.id not in writer.done_ids]
             if todo:
                 engine = gen.open()
-                atomic_write_text(run_json, json.dumps({**origin, "engine": gen.engine_name, "records": str(src),
-                                                        **versions()}, indent=2) + "\n")
+                write_provenance(pred_path, "eval", {**origin, "engine": gen.engine_name}, {"records": src},
+                                 path=run_json)
                 with Progress(TextColumn(f"eval {spec.name}"), BarColumn(), MofNCompleteColumn(),
                               TextColumn("{task.fields[right]} right"), TimeElapsedColumn(), console=console,
                               transient=True) as progress:
@@ -354,6 +359,7 @@ def _rescore(spec, recs: list[Record], every: list[Record], src: Path, pfile: Pa
              workers: int | None, timeout: float, console: Console) -> dict[str, Any]:
     """Score predictions made elsewhere (or earlier) against the bench records, joined on id; no model."""
     from infimmr_cli.data.records import write_records
+    from infimmr_cli.provenance import write_provenance
     from infimmr_cli.rewards.scoring import score_batch
 
     preds = read_predictions(pfile)
@@ -376,9 +382,10 @@ def _rescore(spec, recs: list[Record], every: list[Record], src: Path, pfile: Pa
              for r, s, v in zip(scored, scores, verdicts)]
     bench_dir = out / spec.name
     write_records(bench_dir / "predictions.jsonl", lines)
-    origin = {**origin, "reward": reward, "rescored_from": str(pfile.resolve()), "records": str(src),
-              "rescore_seconds": round(seconds, 3), **versions()}
-    atomic_write_text(bench_dir / "run.json", json.dumps(origin, indent=2) + "\n")
+    origin = {**origin, "reward": reward, "rescored_from": str(pfile.resolve())}
+    write_provenance(bench_dir / "predictions.jsonl", "eval", origin, {"records": src, "predictions": pfile},
+                     results={"scored": len(scored), "rescore_seconds": round(seconds, 3)},
+                     path=bench_dir / "run.json")
     if len(scored) < len(recs):
         console.print(f"[yellow]{spec.name}: predictions cover {len(scored)} of {len(recs)} records; N = "
                       f"{len(scored)}[/]")

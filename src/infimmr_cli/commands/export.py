@@ -1,14 +1,13 @@
 """`infimmr export`: a training checkpoint -> a plain Hugging Face model directory that transformers and vLLM load.
 
 What it writes: safetensors weights (LoRA merged), config, generation config, every processor file, and `lineage.json`
-(the phases the weights went through, each with its resolved config, data digests and versions, back to the base
-model). The directory appears only after the written model has been reloaded and has generated a few tokens with an
+(the export's provenance record, with the phases the weights went through, each its train-phase record, back to the
+base model). The directory appears only after the written model has been reloaded and has generated a few tokens with an
 image, so a broken export never sits where the next stage would pick it up.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -48,25 +47,30 @@ def resolve_checkpoint(ckpt: str | Path) -> Path:
     return ckpt
 
 
-def _run_config(ckpt: Path) -> dict[str, Any] | None:
-    for candidate in (ckpt / "run_config.json", ckpt.parent / "run_config.json", ckpt.parent.parent / "run_config.json"):
-        if candidate.is_file():
-            return read_json_file(candidate)
+def _origin(ckpt: Path) -> dict[str, Any] | None:
+    """The provenance record of a checkpoint: an export's lineage.json, else its train-phase run's run_config.json."""
+    from infimmr_cli.provenance import read_provenance
+
+    for candidate in (ckpt / "lineage.json", ckpt / "run_config.json", ckpt.parent / "run_config.json",
+                      ckpt.parent.parent / "run_config.json"):
+        rec = read_provenance(candidate)
+        if rec is not None:
+            return rec
     return None
 
 
 def lineage(ckpt: Path, depth: int = 0) -> dict[str, Any]:
-    """Follow `init` back through the phases: {"base": model dir, "phases": [oldest first, each a resolved config]}."""
+    """Follow `init` back through the phases: {"base": model dir, "phases": [oldest first, each a train-phase
+    provenance record with its "phase" and "checkpoint"]}."""
     ckpt = Path(ckpt)
-    if (ckpt / "lineage.json").is_file():
-        return read_json_file(ckpt / "lineage.json")
-    cfg = _run_config(ckpt)
-    if cfg is None or depth > 16:
+    rec = _origin(ckpt)
+    if rec is not None and rec["command"] == "export":
+        return {"base": rec.get("base"), "phases": rec.get("phases", [])}
+    if rec is None or rec["command"] != "train-phase" or depth > 16:
         return {"base": str(ckpt.resolve()), "phases": []}
-    settings = cfg.get("config", cfg)  # train-phase writes {"config", "inputs", "versions"}
-    init = settings.get("init")
+    init = rec["settings"].get("init")
     before = lineage(Path(init), depth + 1) if init and Path(init).is_dir() else {"base": init, "phases": []}
-    entry = {"phase": settings.get("phase"), "checkpoint": str(ckpt.resolve()), **cfg}
+    entry = {"phase": rec["settings"].get("phase"), "checkpoint": str(ckpt.resolve()), **rec}
     return {"base": before["base"], "phases": [*before["phases"], entry]}
 
 
@@ -112,7 +116,7 @@ def verify(model_dir: Path, max_new_tokens: int = 4) -> list[int]:
 def run(ckpt: str | Path, out: str | Path, dtype: str = "bf16", trust_remote_code: bool = False,
         overwrite: bool = False, console: Console | None = None) -> Path:
     from infimmr_cli.modeling import resolve_dtype
-    from infimmr_cli.provenance import versions
+    from infimmr_cli.provenance import write_provenance
 
     console = console or Console()
     out = Path(out)
@@ -133,8 +137,9 @@ def run(ckpt: str | Path, out: str | Path, dtype: str = "bf16", trust_remote_cod
         with storage_errors(out):  # a full disk: one line naming --out; nothing appears there
             model.save_pretrained(tmp, safe_serialization=True)
             processor.save_pretrained(tmp)
-            record = {"exported_from": str(src.resolve()), "dtype": dtype, "versions": versions(), **lineage(src)}
-            (tmp / "lineage.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+            chain = lineage(src)
+            write_provenance(out, "export", {"dtype": dtype, "trust_remote_code": trust_remote_code},
+                             {"checkpoint": src}, path=tmp / "lineage.json", **chain)
         tokens = verify(tmp)
         if out.exists():
             shutil.rmtree(out)
@@ -142,7 +147,7 @@ def run(ckpt: str | Path, out: str | Path, dtype: str = "bf16", trust_remote_cod
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    phases = [p.get("phase", "?") for p in record["phases"]]
+    phases = [p.get("phase", "?") for p in chain["phases"]]
     console.print(f"export: wrote {out} (phases: {' -> '.join(phases) or 'none'}; reload + generate with an image: "
                   f"{len(tokens)} tokens)")
     return out

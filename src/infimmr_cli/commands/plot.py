@@ -80,7 +80,7 @@ def run(specs: list[str], out: str | Path, console: Console | None = None, figur
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if figure == "figure3":
-        return _figure3(plt, runs, out, console)
+        return _figure3(plt, specs, runs, out, console)
     panels = PANELS + ((VAL_PANEL,) if any(VAL_PANEL[0] in r for _, rows in runs for r in rows) else ())
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), sharex=True)
     for ax, (key, title) in zip(axes, panels):
@@ -93,10 +93,10 @@ def run(specs: list[str], out: str | Path, console: Console | None = None, figur
     axes[0].legend(loc="best", fontsize=8)
     axes[-1].set_xlabel("rollout step (phases end to end)")
     fig.tight_layout()
-    return _save(plt, fig, out / "curriculum.png", runs, console)
+    return _save(plt, fig, out / "curriculum.png", specs, runs, "curriculum", panels, console)
 
 
-def _figure3(plt, runs, out: Path, console: Console) -> Path:
+def _figure3(plt, specs, runs, out: Path, console: Console) -> Path:
     """The paper's Figure 3: accuracy and response length against steps, one line per run, each on its own axis."""
     if not any("val_accuracy" in r for _, rows in runs for r in rows):
         raise UsageError("--figure figure3: no run has validation rows; train them with --val-data (a prepared "
@@ -110,13 +110,18 @@ def _figure3(plt, runs, out: Path, console: Console) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend(loc="best", fontsize=8)
     fig.tight_layout()
-    return _save(plt, fig, out / "figure3.png", runs, console)
+    return _save(plt, fig, out / "figure3.png", specs, runs, "figure3", FIGURE3_PANELS, console)
 
 
-def _save(plt, fig, png: Path, runs, console: Console) -> Path:
+def _save(plt, fig, png: Path, specs, runs, figure: str, panels, console: Console) -> Path:
     tmp = png.with_name(f".{png.name}.tmp")
     fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     tmp.replace(png)
+    from infimmr_cli.provenance import write_provenance
+
+    write_provenance(png, "plot", {"runs": list(specs), "figure": figure, "panels": [k for k, _ in panels]},
+                     {f"metrics[{label}]": path / "metrics.jsonl" for label, path in map(parse_run, specs)},
+                     results={label: len(rows) for label, rows in runs})
     console.print(f"plot: {png} ({', '.join(f'{label}: {len(rows)} rows' for label, rows in runs)})")
     return png

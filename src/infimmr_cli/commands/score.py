@@ -2,7 +2,8 @@
 
 Completions file: one JSON object a line, {"id": <record id>, "completion": <text>}; an id may appear many times (G
 rollouts of one prompt). Output (optional): one line per completion, in input order, with the record's answer and
-answer_type and the reward keys (overall, format, accuracy, extracted, and timeout/error where set).
+answer_type and the reward keys (overall, format, accuracy, extracted, and timeout/error where set), with
+`<out>.provenance.json`.
 """
 
 from __future__ import annotations
@@ -16,28 +17,27 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from infimmr_cli.errors import UsageError
-from infimmr_cli.data.records import Record, RecordError, iter_json_lines, normalise_id, read_records, write_records
+from infimmr_cli.data.records import Record, RecordError, read_records, write_records
 
 BATCH = 1024  # items per score_batch call: a progress step, small enough to show movement
 
 
 def read_completions(path: Path, records: dict[str, Record]) -> list[tuple[str, str]]:
     """[(id, completion)] from a JSONL file; a bad line fails with file:line: field: problem."""
-    if not path.is_file():
-        raise RecordError(f"{path}: file not found")
+    from infimmr_cli.data.completions import iter_completions
+
     out = []
-    for where, obj in iter_json_lines(path):
-        rid = normalise_id(obj.get("id"))
-        if not isinstance(rid, str) or rid not in records:
-            raise RecordError(f"{where}: id: {obj.get('id')!r} is not a record id in the records file")
-        if not isinstance(obj.get("completion"), str):
-            raise RecordError(f"{where}: completion: expected a string")
-        out.append((rid, obj["completion"]))
+    for where, line in iter_completions(path):
+        if line["id"] not in records:
+            raise RecordError(f"{where}: id: {line['id']!r} is not a record id in the records file")
+        out.append((line["id"], line["completion"]))
     return out
 
 
 def summarize(rows: list[dict[str, Any]]) -> Table:
-    """Per answer_type and overall: N, k/N fully correct (accuracy 1), mean format, mean overall, timeouts."""
+    """Per answer_type and overall: N, k/N correct (as eval counts them), mean format, mean overall, timeouts."""
+    from infimmr_cli.evaluation.tally import is_correct
+
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         groups[row["answer_type"]].append(row)
@@ -46,7 +46,7 @@ def summarize(rows: list[dict[str, Any]]) -> Table:
         table.add_column(col, justify="left" if col == "type" else "right")
     for name, group in [*sorted(groups.items()), ("all", rows)]:
         n = len(group)
-        k = sum(r["accuracy"] == 1.0 for r in group)
+        k = sum(is_correct(r) for r in group)
         table.add_row(name, str(n), f"{k}/{n}", f"{k / n:.1%}" if n else "-",
                       f"{sum(r['format'] for r in group) / max(n, 1):.3f}",
                       f"{sum(r['overall'] for r in group) / max(n, 1):.3f}",
@@ -56,6 +56,7 @@ def summarize(rows: list[dict[str, Any]]) -> Table:
 
 def run(records: str | Path, completions: str | Path, out: str | Path | None = None, workers: int | None = None,
         timeout: float = 5.0, reward: str = "default") -> list[dict[str, Any]]:
+    from infimmr_cli.evaluation.tally import is_correct
     from infimmr_cli.rewards.scoring import score_batch
 
     if timeout <= 0:
@@ -78,7 +79,13 @@ def run(records: str | Path, completions: str | Path, out: str | Path | None = N
                 rows.append({"id": rid, "answer_type": rec.answer_type, "answer": rec.answer, **s})
             bar.advance(task, len(part))
     if out is not None:
+        from infimmr_cli.provenance import write_provenance
+
         write_records(out, rows)
+        write_provenance(out, "score", {"reward": reward, "timeout": timeout, "workers": workers},
+                         {"records": records, "completions": completions},
+                         results={"scored": len(rows), "correct": sum(is_correct(r) for r in rows),
+                                  "timeouts": sum(bool(r.get("timeout")) for r in rows)})
     if rows:
         console.print(summarize(rows))
     else:

@@ -13,13 +13,16 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from infimmr_cli.errors import UsageError, storage_errors
 from infimmr_cli.training.config import load_config, parse_sets, check_config
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -35,8 +38,22 @@ class Run:
     engine: Any
     ref: Any
     micro_per_update: int
+    sampling: Any  # rollout SamplingSettings (G completions per prompt)
     known_bad: dict[str, str] = field(default_factory=dict)  # id -> why its image could not be read (rollout time)
     problems: list[tuple[str, str]] = field(default_factory=list)  # what OUT/warnings.jsonl lists
+
+
+@dataclass
+class MicroBatch:
+    """The sequences of one forward/backward: model inputs, advantages (n,), keep flags (n,), completion mask (n, C),
+    and, when the update needs them, log-probs (n, C) under the policy before the update and under the reference."""
+
+    inputs: dict[str, torch.Tensor]
+    adv: torch.Tensor
+    keep: torch.Tensor
+    mask: torch.Tensor
+    old_logp: torch.Tensor | None = None
+    ref_logp: torch.Tensor | None = None
 
 
 def run(config: str | Path | None = None, sets: list[str] | None = None, phase: str | None = None,
@@ -53,7 +70,7 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
 
     explicit = dict(phase=phase, data=data, init=init, out=out, reward=reward, steps=steps, deepspeed=deepspeed,
                     engine=engine, val_data=val_data)
-    overrides: dict[str, Any] = {k: str(v) for k, v in explicit.items() if v is not None}
+    overrides: dict[str, Any] = {k: str(v) if isinstance(v, Path) else v for k, v in explicit.items() if v is not None}
     overrides.update(parse_sets(sets))
     cfg = load_config(config, overrides)
     dist = distributed.from_env()
@@ -119,20 +136,21 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
         console.print(f"resumed from {resume_from} (step {state['step']})")
     if dist.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-        from infimmr_cli.files import atomic_write_text
+        from infimmr_cli.provenance import write_record
 
-        atomic_write_text(out_dir / "run_config.json", json.dumps(resolved, indent=2) + "\n")
+        write_record(out_dir / "run_config.json", resolved)
     run_state.problems = _merge_problems(_read_problems(out_dir) if resume_from is not None else [], prompts.bad)
     if dist.is_main:
         _write_problems(out_dir, run_state.problems)
+    from infimmr_cli.rollout.base import needs_weight_push
     from infimmr_cli.training.metrics import MetricsLog
-
-    metrics = MetricsLog(out_dir, cfg, dist.is_main, state["metrics"])
     from infimmr_cli.training.samples import StepLog, groups_due
 
+    metrics = MetricsLog(out_dir, dist.is_main, state["metrics"], tensorboard=cfg.tensorboard,
+                         wandb_project=cfg.wandb_project if cfg.wandb else None, run_config=cfg.to_dict())
     samples = StepLog(out_dir / "rollouts.jsonl", dist.is_main, state["step"])
     total = cfg.steps or sampler.steps_per_epoch
-    if cfg.engine != "hf":  # an external engine holds the weights it loaded: give it the policy's (resume, LoRA)
+    if needs_weight_push(run_state.engine):  # it holds the weights it loaded: give it the policy's (resume, LoRA)
         _push_weights(run_state)
 
     # --- the loop --------------------------------------------------------------------------------------------------
@@ -164,7 +182,7 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
     with storage_errors(out_dir / "final"):
         _export_final(run_state, out_dir / "final")
     if dist.is_main:
-        _summary(console, cfg, metrics.rows, out_dir)
+        _summary(console, cfg.phase, metrics.rows, out_dir)
         if run_state.problems:
             console.print(f"[yellow]{len(run_state.problems)} prompts skipped for an image that cannot be read: "
                           f"{out_dir / 'warnings.jsonl'}[/]", highlight=False)
@@ -183,11 +201,11 @@ def train_step(r: Run, step: int, keep_groups: int = 0) -> tuple[dict[str, Any],
     """
     import torch
 
-    from infimmr_cli.training import grpo
     from infimmr_cli.rewards.scoring import score_batch
-    from infimmr_cli.training import distributed, rollouts
+    from infimmr_cli.rollout.base import needs_weight_push
+    from infimmr_cli.training import distributed, grpo, rollouts
     from infimmr_cli.training.batching import completion_logprobs
-    from infimmr_cli.training.metrics import summarise
+    from infimmr_cli.training.model import reference_context
 
     cfg, G = r.cfg, r.cfg.group_size
     t0 = time.perf_counter()
@@ -197,7 +215,7 @@ def train_step(r: Run, step: int, keep_groups: int = 0) -> tuple[dict[str, Any],
 
     # 2. G rollouts per prompt
     r.engine.wake_up()
-    batch = rollouts.generate(r.engine, r.processor, items, G, cfg, pool=r.prompts.items, known_bad=r.known_bad)
+    batch = rollouts.generate(r.engine, r.processor, items, r.sampling, pool=r.prompts.items, known_bad=r.known_bad)
     r.engine.sleep()
     t_rollout = time.perf_counter() - t0
 
@@ -215,74 +233,86 @@ def train_step(r: Run, step: int, keep_groups: int = 0) -> tuple[dict[str, Any],
     micro = _micro_batches(batch, advantages, keep, cfg.micro_batch, r.processor.tokenizer.pad_token_id)
     updates = [micro[i:i + r.micro_per_update] for i in range(0, len(micro), r.micro_per_update)]
     needs_old = cfg.mu > 1 or len(updates) > 1
+    forward = r.updater.forward
     with torch.no_grad():
         for mb in micro:
             if needs_old:
-                mb["old_logp"] = completion_logprobs(r.updater.module, mb["batch"], cfg.temperature)[0].detach()
+                mb.old_logp = completion_logprobs(forward, mb.inputs, cfg.temperature)[0].detach()
             if cfg.beta > 0:
-                from infimmr_cli.training.model import reference_context
-
-                with reference_context(cfg, r.updater.module, r.ref) as ref_module:
-                    mb["ref_logp"] = completion_logprobs(ref_module, mb["batch"], cfg.temperature)[0].detach()
+                with reference_context(r.ref, r.updater.model, forward) as ref_module:
+                    mb.ref_logp = completion_logprobs(ref_module, mb.inputs, cfg.temperature)[0].detach()
 
     # 6. mu passes of clipped-surrogate updates, one optimizer step per update batch
     stats: dict[str, list[float]] = {"clip_frac": [], "kl": [], "entropy": [], "loss": [], "grad_norm": []}
     lr = cfg.lr
     for epoch in range(cfg.mu):
         for update in updates:
-            kept = [mb["mask"] * mb["keep"].unsqueeze(-1) for mb in update]
-            norm = dict(num_seqs=max(1, int(sum(int(mb["keep"].sum()) for mb in update))),
+            kept = [mb.mask * mb.keep.unsqueeze(-1) for mb in update]
+            norm = dict(num_seqs=max(1, int(sum(int(mb.keep.sum()) for mb in update))),
                         num_tokens=max(1.0, float(sum(k.sum() for k in kept))), max_len=cfg.max_response_len)
             for mb, mask in zip(update, kept):
-                logp, entropy = completion_logprobs(r.updater.module, mb["batch"], cfg.temperature,
-                                                    with_entropy=epoch == 0)
-                old = mb.get("old_logp", logp.detach())
-                loss, s = grpo.policy_loss(logp, old, mb["adv"].to(logp.device), mask.to(logp.device),
-                                           ref_logp=mb.get("ref_logp"), beta=cfg.beta, eps=cfg.clip_eps,
+                logp, entropy = completion_logprobs(forward, mb.inputs, cfg.temperature, with_entropy=epoch == 0)
+                old = mb.old_logp if mb.old_logp is not None else logp.detach()
+                loss, s = grpo.policy_loss(logp, old, mb.adv.to(logp.device), mask.to(logp.device),
+                                           ref_logp=mb.ref_logp, beta=cfg.beta, eps=cfg.clip_eps,
                                            eps_high=cfg.clip_eps_high, loss_type=cfg.loss_type, **norm)
                 r.updater.backward(loss)
                 stats["clip_frac"].append(s["clip_frac"])
                 stats["kl"].append(s["kl"])
                 stats["loss"].append(float(loss.detach()))
                 if entropy is not None:
-                    stats["entropy"].append(float(grpo.masked_mean(entropy, mb["mask"].to(entropy.device))))
+                    stats["entropy"].append(float(grpo.masked_mean(entropy, mb.mask.to(entropy.device))))
             out = r.updater.step()
             stats["grad_norm"].append(out["grad_norm"])
             lr = out["lr"]
 
-    # 7. the rollout engine generates with the new weights next step (a no-op for HF, which shares the module)
-    if cfg.engine != "hf":
+    # 7. the rollout engine generates with the new weights next step (an HF engine on the policy itself needs nothing)
+    if needs_weight_push(r.engine):
         _push_weights(r)
 
-    # 8. rollout samples (whole groups, with the advantages they got) and metrics over all ranks
+    # 8. rollout samples (whole groups, with the advantages they got) and metrics over all ranks, in one collective
     groups = _sample_groups(r, step + 1, batch, scores, advantages, keep_groups) if keep_groups else []
     step_time = time.perf_counter() - t0
-    lengths = [len(c.token_ids) for c in batch.completions]
-    tokens = sum(len(p.input_ids) for p in batch.prompts) + sum(len(t) for t in batch.token_ids)
-    all_r = distributed.gather_lists(rewards.tolist())
-    fmt = distributed.gather_lists([float(s.get("format", 0.0)) for s in scores])
-    acc = distributed.gather_lists([float(s.get("accuracy", 0.0)) for s in scores])
-    lens = distributed.gather_lists(lengths)
-    local = {k: (sum(v) / len(v) if v else 0.0) for k, v in stats.items()}
-    ranks = distributed.gather_lists([local])
-    mean_over_ranks = {k: sum(d[k] for d in ranks) / len(ranks) for k in local}
-    total_tokens = sum(distributed.gather_lists([tokens]))
-    r.problems = _merge_problems(r.problems, distributed.gather_lists(batch.new_bad or []))
-    reward_mean, reward_std = summarise(all_r)
-    row = {
-        "step": step + 1,
+    local = {
+        "rewards": rewards.tolist(),
+        "format": [float(s.get("format", 0.0)) for s in scores],
+        "accuracy": [float(s.get("accuracy", 0.0)) for s in scores],
+        "lengths": [len(c.token_ids) for c in batch.completions],
+        "means": {k: (sum(v) / len(v) if v else 0.0) for k, v in stats.items()},
+        "tokens": sum(len(p.input_ids) for p in batch.prompts) + sum(len(t) for t in batch.token_ids),
+        "groups_kept": int(keep.sum()) // G,
+        "replaced": batch.replaced, "new_bad": list(batch.new_bad or []),
+    }
+    ranks = distributed.gather_object(local)
+    r.problems = _merge_problems(r.problems, [bad for rank in ranks for bad in rank["new_bad"]])
+    return _step_row(step + 1, ranks, lr, step_time, t_rollout), groups
+
+
+def _step_row(step: int, ranks: list[dict[str, Any]], lr: float, step_time: float, t_rollout: float
+              ) -> dict[str, Any]:
+    """The metrics row from every rank's local figures (rank order): item means over all items, loss statistics
+    averaged over ranks."""
+    from infimmr_cli.training.metrics import summarise
+
+    def every(key: str) -> list[Any]:
+        return [v for rank in ranks for v in rank[key]]
+
+    fmt, acc, lens = every("format"), every("accuracy"), every("lengths")
+    reward_mean, reward_std = summarise(every("rewards"))
+    means = {k: sum(rank["means"][k] for rank in ranks) / len(ranks) for k in ranks[0]["means"]}
+    total_tokens = sum(rank["tokens"] for rank in ranks)
+    return {
+        "step": step,
         "reward_mean": reward_mean, "reward_std": reward_std,
         "format_mean": sum(fmt) / len(fmt), "accuracy_mean": sum(acc) / len(acc),
         "response_len_mean": sum(lens) / len(lens), "response_len_max": max(lens),
-        "groups_kept": sum(distributed.gather_lists([int(keep.sum()) // G])),
+        "groups_kept": sum(rank["groups_kept"] for rank in ranks),
         # prompts swapped for another because an image could not be decoded (listed in OUT/warnings.jsonl)
-        "items_skipped": sum(distributed.gather_lists([batch.replaced])),
-        "clip_frac": mean_over_ranks["clip_frac"], "kl": mean_over_ranks["kl"],
-        "entropy": mean_over_ranks["entropy"], "loss": mean_over_ranks["loss"],
-        "grad_norm": mean_over_ranks["grad_norm"], "lr": lr,
+        "items_skipped": sum(rank["replaced"] for rank in ranks),
+        "clip_frac": means["clip_frac"], "kl": means["kl"], "entropy": means["entropy"], "loss": means["loss"],
+        "grad_norm": means["grad_norm"], "lr": lr,
         "step_time": step_time, "rollout_time": t_rollout, "tokens_per_s": total_tokens / max(step_time, 1e-9),
     }
-    return row, groups
 
 
 def _sample_groups(r: Run, step: int, batch, scores, advantages, n_groups: int) -> list[dict[str, Any]]:
@@ -318,16 +348,15 @@ def _write_problems(out_dir: Path, problems: list[tuple[str, str]]) -> None:
     write_warnings(out_dir, "train-phase", problems)
 
 
-def _micro_batches(batch, advantages, keep, size: int, pad_id: int) -> list[dict[str, Any]]:
-    """Consecutive chunks of `size` sequences, collated, with their advantages (n,), keep flags (n,) and masks (n, C)."""
-
+def _micro_batches(batch, advantages, keep, size: int, pad_id: int) -> list[MicroBatch]:
+    """Consecutive chunks of `size` sequences, collated, with their advantages, keep flags and completion masks."""
     from infimmr_cli.training.batching import collate
 
     out = []
     for i in range(0, len(batch.token_ids), size):
         b = collate(batch.prompts[i:i + size], batch.token_ids[i:i + size], pad_id)
-        out.append({"batch": b, "adv": advantages[i:i + size], "keep": keep[i:i + size].float(),
-                    "mask": b["completion_mask"]})
+        out.append(MicroBatch(inputs=b, adv=advantages[i:i + size], keep=keep[i:i + size].float(),
+                              mask=b["completion_mask"]))
     return out
 
 
@@ -336,8 +365,9 @@ def _build(cfg, dist, prompts, sampler, resume_from: Path | None) -> Run:
     import numpy as np
     import torch
 
+    from infimmr_cli.rollout.base import SamplingSettings
     from infimmr_cli.rollout.hf import HFEngine
-    from infimmr_cli.training.model import build_policy, build_reference, is_zero3
+    from infimmr_cli.training.model import LoraSettings, build_policy, build_reference, is_zero3
     from infimmr_cli.training.updater import make_updater
 
     random.seed(cfg.seed + dist.rank)
@@ -347,13 +377,15 @@ def _build(cfg, dist, prompts, sampler, resume_from: Path | None) -> Run:
     full_ckpt = resume_from is not None and cfg.lora_r == 0
     model_dir = resume_from if full_ckpt else cfg.init
     adapter = resume_from / "adapter" if (resume_from is not None and cfg.lora_r > 0) else None
-    model, processor = build_policy(cfg, model_dir, device, adapter_dir=adapter)
-    ref = build_reference(cfg, cfg.init, model, device)
+    lora = LoraSettings(cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, tuple(cfg.lora_targets),
+                        cfg.train_vision) if cfg.lora_r > 0 else None
+    model, processor = build_policy(model_dir, device, cfg.dtype, lora, cfg.gradient_checkpointing, adapter)
+    # a frozen copy of the start for the KL term; a LoRA policy switches its adapter off instead
+    ref = build_reference(cfg.init, cfg.dtype, device) if cfg.beta > 0 and cfg.lora_r == 0 else None
     updates_per_step = cfg.prompts_per_step // cfg.update_batch
     micro_per_update = cfg.update_batch // dist.world_size * cfg.group_size // cfg.micro_batch
     total = (cfg.steps or sampler.steps_per_epoch) * updates_per_step * cfg.mu
     updater = make_updater(cfg, model, total, micro_per_update, dist.world_size)
-    gen_module = getattr(updater.module, "module", updater.module)
     if cfg.engine == "vllm":
         from infimmr_cli.rollout.vllm import VLLMEngine
 
@@ -362,18 +394,20 @@ def _build(cfg, dist, prompts, sampler, resume_from: Path | None) -> Run:
         from infimmr_cli.training.rollouts import media_token_ids
 
         extra: dict[str, Any] = {"suppress_tokens": media_token_ids(processor.tokenizer)}
-        if dist.enabled and is_zero3(gen_module):
+        if dist.enabled and is_zero3(updater.model):
             extra["synced_gpus"] = True  # ranks stop at different lengths; ZeRO-3 needs every rank in every forward
-        engine = HFEngine(gen_module, processor, batch_size=cfg.rollout_batch, generate_kwargs=extra)
+        engine = HFEngine(updater.model, processor, batch_size=cfg.rollout_batch, generate_kwargs=extra,
+                          shares_policy=True)
+    sampling = SamplingSettings(n=cfg.group_size, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+                                max_new_tokens=cfg.max_response_len)
     return Run(cfg=cfg, dist=dist, prompts=prompts, sampler=sampler, processor=processor, updater=updater,
-               engine=engine, ref=ref, micro_per_update=micro_per_update)
+               engine=engine, ref=ref, micro_per_update=micro_per_update, sampling=sampling)
 
 
 def _push_weights(r: Run) -> None:
     from infimmr_cli.training.model import hf_named_weights
 
-    base = getattr(r.updater.module, "module", r.updater.module)
-    r.engine.load_weights(hf_named_weights(base))
+    r.engine.load_weights(hf_named_weights(r.updater.model))
 
 
 def _export_final(r: Run, final: Path) -> None:
@@ -387,15 +421,15 @@ def _export_final(r: Run, final: Path) -> None:
     if r.dist.is_main:
         shutil.rmtree(tmp, ignore_errors=True)
     distributed.barrier()
-    save_hf_model(r.updater.module, r.processor, tmp, r.dist.is_main)
+    save_hf_model(r.updater.model, r.processor, tmp, r.dist.is_main)
     if r.dist.is_main:
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
     distributed.barrier()
 
 
-def _summary(console: Console, cfg, rows: list[dict[str, Any]], out_dir: Path) -> None:
-    table = Table(title=f"train-phase {cfg.phase}: {len(rows)} steps")
+def _summary(console: Console, phase: str, rows: list[dict[str, Any]], out_dir: Path) -> None:
+    table = Table(title=f"train-phase {phase}: {len(rows)} steps")
     table.add_column("metric")
     table.add_column("first", justify="right")
     table.add_column("last", justify="right")

@@ -61,7 +61,7 @@ become their LaTeX commands (`π`, `°`, `−` are read by math-verify itself).
 
 `score()` does no timeout handling: math-verify's own signal-based timeouts are switched off (`MATH_VERIFY_TIMEOUT`),
 because signal.alarm only works in a main thread. Protection comes from `score_batch`, which runs items in worker
-processes and kills one that passes its timeout (see rewards/scoring.py and rewards/pool.py).
+processes and kills one that passes its timeout (see rewards/scoring.py).
 """
 
 from __future__ import annotations

@@ -1,13 +1,40 @@
-"""Scoring many completions at once in killable worker processes (the pool lives in pool.py)."""
+"""Scoring many completions at once in killable worker processes (pebble's ProcessPool).
+
+Why processes and not threads: math-verify/sympy can spend minutes inside one C-level bignum operation
+(`10^{10^{10^{10}}}`) or an exponential parse (thousands of unbalanced braces). Nothing interrupts that except killing the
+process: pebble runs one task per item with a timeout counted from when a worker starts it, kills a worker whose item
+passes it and starts a replacement (bench/RESULTS.md compares it with the hand-written pool it replaced).
+
+Start method: forkserver (spawn where it is missing). Forking the trainer itself would copy torch's threads and any
+gloo/NCCL state into the child; the fork server is a clean process started once, with math-verify and sympy preloaded, so
+a replacement worker costs a fork, not a fresh interpreter and a sympy import (~1-2 s). As with any forkserver/spawn
+start, a worker re-imports the caller's main script: guard it with `if __name__ == "__main__":`.
+
+Workers die with the caller. The caller's death (SIGTERM, SIGKILL) closes its end of the fork server's pipe and the fork
+server exits (workers close the copy of that pipe they inherit); each worker asked the kernel for SIGKILL when its parent
+(the fork server) dies, so a worker deep in a C-level computation, where no watchdog thread could run, ends too; the
+resource tracker exits when the last of them has.
+"""
 
 from __future__ import annotations
 
+import atexit
+import concurrent.futures
+import logging
+import multiprocessing as mp
 import os
+import signal
+import sys
+import threading
 from typing import Any, Callable
 
 from infimmr_cli.data.records import Record
 from infimmr_cli.rewards.plugins import load_reward
-from infimmr_cli.rewards.pool import get_pool
+from infimmr_cli.rewards.rules import zero_score
+
+log = logging.getLogger("infimmr_cli.rewards")
+PR_SET_PDEATHSIG = 1
+
 
 def default_workers() -> int:
     """The pool size when none is asked for: the CPUs this process may use, at most 8 (per training rank)."""
@@ -16,6 +43,104 @@ def default_workers() -> int:
     except AttributeError:
         n = os.cpu_count() or 1
     return max(1, min(n, 8))
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> bool:
+    """Ask Linux to send `sig` to this process when its parent exits (prctl PR_SET_PDEATHSIG); False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+
+
+def _worker_init(caller: int) -> None:
+    import math_verify  # noqa: F401 - warm before the first item, so no item's timeout pays for the import
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's to handle; it then ends us
+    from multiprocessing import forkserver
+
+    # A forkserver child inherits the write end of the pipe that keeps the fork server alive (so that it could start
+    # processes of its own). Ours never do: holding it would keep the fork server, our parent, alive after the caller
+    # died, and with it us.
+    alive_fd = forkserver._forkserver._forkserver_alive_fd
+    if alive_fd is not None:
+        os.close(alive_fd)
+        forkserver._forkserver._forkserver_alive_fd = None
+    parent = os.getppid()
+    die_with_parent()
+    try:  # the caller or our parent may have died before the request above took effect
+        os.kill(caller, 0)
+        alive = os.getppid() == parent
+    except ProcessLookupError:
+        alive = False
+    if not alive:
+        os._exit(1)
+
+
+def _score_one(spec: Any, completion: str, record: Record) -> dict[str, Any]:
+    try:
+        fn = load_reward(spec)
+    except Exception as exc:  # noqa: BLE001 - reported per item, the worker stays usable
+        return zero_score(error=f"reward {spec!r} failed to load: {type(exc).__name__}: {exc}")
+    try:
+        return fn(completion, record)
+    except Exception as exc:  # noqa: BLE001 - one bad item must not take the batch down
+        return zero_score(error=f"{type(exc).__name__}: {exc}"[:500])
+
+
+def _context() -> mp.context.BaseContext:
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        # Preload the heavy third-party stack (sympy, antlr, math-verify) into the fork server, so every worker and every
+        # replacement starts warm. Not our own package: Python 3.11's fork server ignores the caller's sys.path, so it
+        # could import another checkout of infimmr_cli (e.g. an editable install) than the one the caller runs.
+        ctx.set_forkserver_preload(["math_verify"])
+        return ctx
+    return mp.get_context("spawn")
+
+
+_POOL: Any = None
+_POOL_KEY: tuple[int, int] | None = None  # (pid that started it, workers)
+_POOL_LOCK = threading.Lock()
+
+
+def get_pool(workers: int):
+    """The process-wide pebble pool of `workers` processes, started on first use, restarted for another size."""
+    from pebble import ProcessPool
+
+    global _POOL, _POOL_KEY
+    if workers < 1:
+        raise ValueError(f"workers: {workers}; need at least 1 (workers=0 scores in-process, without a pool)")
+    with _POOL_LOCK:
+        key = (os.getpid(), workers)
+        if _POOL is not None and (_POOL_KEY != key or not _POOL.active):
+            if _POOL_KEY[0] == os.getpid():  # a forked child must not touch its parent's workers
+                _stop(_POOL)
+            _POOL = None
+        if _POOL is None:
+            _POOL = ProcessPool(max_workers=workers, context=_context(), initializer=_worker_init,
+                                initargs=(os.getpid(),))
+            _POOL_KEY = key
+        return _POOL
+
+
+def _stop(pool) -> None:
+    pool.stop()
+    pool.join(timeout=10)
+
+
+def close_pool() -> None:
+    """End the shared pool's workers (a later score_batch starts a new pool)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is not None and _POOL_KEY and _POOL_KEY[0] == os.getpid():
+            _stop(_POOL)
+        _POOL = None
+
+
+atexit.register(close_pool)
 
 
 def score_batch(completions: list[str], records: list[Record], reward: str | Callable = "default",
@@ -27,12 +152,31 @@ def score_batch(completions: list[str], records: list[Record], reward: str | Cal
     id, and the worker is replaced. `reward` is "default", "path.py:fn" (workers import it themselves, so plug-ins work
     under forkserver/spawn) or a callable picklable by reference. `workers=None` uses `default_workers()`; `workers=0`
     scores in this process, in order, with NO timeout protection (for tests and debugging). The pool persists across
-    calls (training scores every step); `rewards.pool.close_pool()` ends it, and it is closed at exit.
+    calls (training scores every step); `close_pool()` ends it, and it is closed at exit.
     """
+    from pebble import ProcessExpired
+
     if len(completions) != len(records):
         raise ValueError(f"score_batch: {len(completions)} completions for {len(records)} records")
     fn = load_reward(reward)  # fail here, in the caller, on a bad spec rather than in every worker
     if workers == 0:
         return [fn(c, r) for c, r in zip(completions, records)]
     pool = get_pool(default_workers() if workers is None else workers)
-    return pool.run(list(zip(completions, records)), reward, timeout)
+    futures = [pool.schedule(_score_one, args=(reward, c, r), timeout=timeout) for c, r in zip(completions, records)]
+    out: list[dict[str, Any]] = []
+    try:
+        for i, (future, rec) in enumerate(zip(futures, records)):
+            try:
+                out.append(future.result())
+            except (TimeoutError, concurrent.futures.TimeoutError):
+                out.append(zero_score(timeout=True))
+                log.warning("reward: item %d (record %s) passed its %.1f s timeout: scored 0, worker replaced",
+                            i, rec.id, timeout)
+            except ProcessExpired as exc:
+                out.append(zero_score(error=f"reward worker died (exit code {exc.exitcode})"))
+                log.warning("reward: worker died (exit code %s) on item %d (record %s): scored 0, replaced",
+                            exc.exitcode, i, rec.id)
+    except BaseException:
+        close_pool()  # an interrupted batch leaves items in flight: start clean next time
+        raise
+    return out

@@ -40,6 +40,10 @@ class Completion:
 
 
 class RolloutEngine(Protocol):
+    # True when the engine generates from its own copy of the weights (vLLM, an HF engine on its own model): the
+    # trainer pushes the policy's weights to it (`load_weights`) before the first rollout and after every update.
+    needs_weight_push: bool
+
     def generate(self, requests: Sequence[Request], sampling: SamplingSettings) -> list[list[Completion]]:
         """For each request, `sampling.n` completions, in request order."""
 
@@ -51,3 +55,8 @@ class RolloutEngine(Protocol):
 
     def wake_up(self) -> None:
         """Undo `sleep` before generating."""
+
+
+def needs_weight_push(engine) -> bool:
+    """The engine's `needs_weight_push`; an engine that does not say holds its own weights (the safe answer)."""
+    return bool(getattr(engine, "needs_weight_push", True))

@@ -10,10 +10,13 @@ from infimmr_cli.rollout.base import Completion, Request, SamplingSettings
 
 
 class HFEngine:
-    """Generates with the policy module itself, so new weights are visible at once (`load_weights` is a no-op)."""
+    """Generates with `model` itself. Built on the policy being trained (`shares_policy`), it sees new weights at once
+    and needs no push (`load_weights` is a no-op)."""
 
-    def __init__(self, model, processor, batch_size: int = 8, generate_kwargs: dict | None = None):
+    def __init__(self, model, processor, batch_size: int = 8, generate_kwargs: dict | None = None,
+                 shares_policy: bool = False):
         self.model = model
+        self.needs_weight_push = not shares_policy
         # e.g. {"synced_gpus": True} under ZeRO-3, where every rank must run the same number of forward passes
         self.generate_kwargs = dict(generate_kwargs or {})
         self.processor = processor
@@ -73,7 +76,8 @@ class HFEngine:
         return results
 
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
-        return None
+        if self.needs_weight_push:  # our own copy: take the policy's weights (plain HF names)
+            self.model.load_state_dict(dict(named_tensors), strict=False)
 
     def sleep(self) -> None:
         return None

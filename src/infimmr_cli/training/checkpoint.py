@@ -2,7 +2,7 @@
 
 A checkpoint directory holds: the policy as a plain HF model (model.safetensors + config + processor files; a LoRA run
 adds `adapter/`), the optimizer and scheduler (optimizer.pt, or DeepSpeed's `deepspeed/` shards), one RNG file per rank,
-`trainer_state.json` (step, prompts seen, every metrics row so far) and `run_config.json`.
+`trainer_state.json` (step, prompts seen, every metrics row so far) and `run_config.json` (the run's provenance).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from infimmr_cli.files import atomic_write_text
+from infimmr_cli.provenance import write_record
 from infimmr_cli.training import distributed
 from infimmr_cli.training.model import save_hf_model
 
@@ -56,8 +57,7 @@ def save(ckpt_root: Path, step: int, updater, processor, run_config: dict, train
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     distributed.barrier()
-    module = updater.module
-    base = getattr(module, "module", module)
+    base = updater.model
     save_hf_model(base, processor, tmp, dist_info.is_main)
     if dist_info.is_main and hasattr(base, "peft_config"):
         base.save_pretrained(tmp / "adapter")  # LoRA resumes from the adapter, not from merged weights
@@ -66,7 +66,7 @@ def save(ckpt_root: Path, step: int, updater, processor, run_config: dict, train
     distributed.barrier()
     if dist_info.is_main:
         atomic_write_text(tmp / "trainer_state.json", json.dumps(trainer_state, indent=1) + "\n")
-        atomic_write_text(tmp / "run_config.json", json.dumps(run_config, indent=2) + "\n")
+        write_record(tmp / "run_config.json", run_config)
         shutil.rmtree(final, ignore_errors=True)
         tmp.rename(final)
         for old in list_checkpoints(ckpt_root)[:-keep_last]:

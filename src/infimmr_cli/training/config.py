@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,6 @@ class TrainConfig:
     seed: int = 0
     save_every: int = 50
     keep_last: int = 2
-    log_every: int = 1
     # model
     dtype: str = "auto"                 # auto = bf16 on GPU, fp32 on CPU
     gradient_checkpointing: bool = False
@@ -91,42 +91,96 @@ class TrainConfig:
 KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 
 
-def _coerce(key: str, raw: Any, default: Any, source: str) -> Any:
-    """A value from JSON or `--set` turned into the key's type; strings from --set are parsed as JSON first."""
-    value = raw
-    if isinstance(raw, str) and not isinstance(default, str):
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
-            value = raw
-    if key == "clip_eps_high" or key == "reward_workers":
-        return None if value in (None, "null", "none", "") else (float(value) if key == "clip_eps_high" else int(value))
+HINTS = typing.get_type_hints(TrainConfig)
+NONE_WORDS = ("null", "none", "")
+
+
+def _bad(source: str, key: str, raw: Any, kind: Any) -> UsageError:
+    name = getattr(kind, "__name__", None) or str(kind).replace("typing.", "")
+    return UsageError(f"{source}: {key}: {raw!r} is not a valid {name}")
+
+
+def _parse_text(text: str, kind: Any, fail) -> Any:
+    """A `--set` string (or a string in a JSON config where another type is due) read as `kind`, once."""
+    args = typing.get_args(kind)
+    if type(None) in args:  # `float | None`, `int | None`
+        if text.strip().lower() in NONE_WORDS:
+            return None
+        return _parse_text(text, next(a for a in args if a is not type(None)), fail)
+    origin = typing.get_origin(kind)
+    if kind is str:
+        # A JSON string literal is unquoted (`deepspeed='""'` is the empty path); anything else is the text itself.
+        if len(text) >= 2 and text[0] == text[-1] == '"':
+            try:
+                return json.loads(text)
+            except json.JSONDecodeError:
+                raise fail() from None
+        return text
+    if kind is bool:
+        if text.strip().lower() not in ("true", "false", "1", "0"):
+            raise fail()
+        return text.strip().lower() in ("true", "1")
     try:
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError(value)
-                return value.lower() in ("true", "1")
-            return bool(value)
-        if isinstance(default, int):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        if isinstance(default, list):
-            return list(value) if isinstance(value, list) else [v.strip() for v in str(value).split(",") if v.strip()]
-        if isinstance(default, dict):
-            if not isinstance(value, dict):
-                raise ValueError(value)
-            return value
-        return str(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{source}: {key}: {raw!r} is not a valid {type(default).__name__}") from None
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if origin is list:
+            items = json.loads(text) if text.lstrip().startswith("[") else [v.strip() for v in text.split(",")
+                                                                            if v.strip()]
+            return [_parse_text(v, args[0], fail) if isinstance(v, str) else v for v in items]
+        if origin is dict:
+            return json.loads(text)
+    except (ValueError, json.JSONDecodeError):
+        raise fail() from None
+    raise fail()
+
+
+def _check(value: Any, kind: Any, fail) -> Any:
+    """A value already typed (JSON, or a Python caller) checked against `kind`; ints are taken for floats."""
+    args = typing.get_args(kind)
+    if type(None) in args:
+        return None if value is None else _check(value, next(a for a in args if a is not type(None)), fail)
+    origin = typing.get_origin(kind)
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool) or isinstance(value, float) and value.is_integer()
+        value = int(value) if ok else value
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif kind is str:
+        ok = isinstance(value, str)
+    elif origin is list:
+        ok = isinstance(value, list)
+        value = [_check(v, args[0], fail) for v in value] if ok else value
+    elif origin is dict:
+        ok = isinstance(value, dict)
+    else:
+        ok = False
+    if not ok:
+        raise fail()
+    return value
+
+
+def field_value(key: str, raw: Any, source: str) -> Any:
+    """`raw` as the type of field `key`: a string where another type is due is parsed by that type, once; any other
+    value is checked against it. A bad value is refused naming the source, key and type."""
+    kind = HINTS[key]
+
+    def fail() -> UsageError:
+        return _bad(source, key, raw, kind)
+
+    if isinstance(raw, str):
+        value = _parse_text(raw, kind, fail) if (source == "--set" or kind is not str) else raw
+        return _check(value, kind, fail)
+    return _check(raw, kind, fail)
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
-    """Defaults <- JSON file <- overrides (explicit options and `--set`), checked; unknown keys are refused by name."""
+    """Defaults <- JSON file <- overrides (explicit options and `--set`: strings are parsed by the field's type, other
+    values checked against it); unknown keys are refused by name."""
     cfg = TrainConfig()
     layers: list[tuple[str, dict[str, Any]]] = []
     if path:
@@ -149,7 +203,7 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
                 continue
             if key not in KEYS:
                 raise UsageError(f"{source}: {key}: unknown setting; known: {', '.join(KEYS)}")
-            value = _coerce(key, raw, getattr(TrainConfig(), key), source)
+            value = field_value(key, raw, source)
             if key == "deepspeed" and value and source != "--set" and not Path(value).is_absolute():
                 value = str((Path(source).parent / value).resolve())  # relative to the config file that names it
             setattr(cfg, key, value)

@@ -53,19 +53,10 @@ def barrier() -> None:
         torch.distributed.barrier()
 
 
-def gather_lists(values: list[Any]) -> list[Any]:
-    """Every rank's list concatenated in rank order (the same result on every rank)."""
+def gather_object(obj: Any) -> list[Any]:
+    """Every rank's `obj`, in rank order (the same list on every rank): one collective."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return list(values)
-    out: list[list[Any]] = [None] * torch.distributed.get_world_size()  # type: ignore[list-item]
-    torch.distributed.all_gather_object(out, list(values))
-    return [v for part in out for v in part]
-
-
-def broadcast_object(obj: Any) -> Any:
-    """Rank 0's object on every rank."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return obj
-    box = [obj]
-    torch.distributed.broadcast_object_list(box, src=0)
-    return box[0]
+        return [obj]
+    out: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(out, obj)
+    return out

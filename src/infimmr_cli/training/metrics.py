@@ -10,10 +10,6 @@ from typing import Any
 from infimmr_cli.errors import UsageError
 from infimmr_cli.files import atomic_write_text, writing
 
-# Keys that measure the machine, not the run: they differ between two runs that are otherwise identical.
-TIMING_KEYS = ("step_time", "tokens_per_s", "rollout_time")
-
-
 def summarise(values: list[float]) -> tuple[float, float]:
     """(mean, population std) of a non-empty list."""
     mean = sum(values) / len(values)
@@ -21,7 +17,9 @@ def summarise(values: list[float]) -> tuple[float, float]:
 
 
 class MetricsLog:
-    def __init__(self, out: Path, cfg, is_main: bool, previous: list[dict[str, Any]]):
+    def __init__(self, out: Path, is_main: bool, previous: list[dict[str, Any]], tensorboard: bool = False,
+                 wandb_project: str | None = None, run_config: dict[str, Any] | None = None):
+        """`wandb_project` set logs to wandb under that project, with `run_config` as the run's config."""
         self.path = out / "metrics.jsonl"
         self.is_main = is_main
         self.rows = list(previous)
@@ -30,18 +28,18 @@ class MetricsLog:
             return
         # A resumed run starts from the checkpoint's rows: lines written after that checkpoint are dropped.
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows))
-        if cfg.tensorboard:
+        if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:
                 raise UsageError("tensorboard: not installed (pip install tensorboard)") from None
             self._tb = SummaryWriter(str(out / "tensorboard"))
-        if cfg.wandb:
+        if wandb_project:
             try:
                 import wandb
             except ImportError:
                 raise UsageError("wandb: not installed (pip install wandb)") from None
-            self._wandb = wandb.init(project=cfg.wandb_project, dir=str(out), config=cfg.to_dict(), resume="allow")
+            self._wandb = wandb.init(project=wandb_project, dir=str(out), config=run_config or {}, resume="allow")
 
     def log(self, row: dict[str, Any]) -> None:
         self.rows.append(row)

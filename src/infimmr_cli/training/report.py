@@ -9,23 +9,17 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from infimmr_cli.provenance import file_digest, versions
+from infimmr_cli.provenance import build, describe_input
 from infimmr_cli.training.batching import encode_prompt, render
 
 
 def provenance(cfg) -> dict[str, Any]:
-    """Resolved config + input digests + package versions (weights are named with their sizes, not hashed: GBs)."""
+    """The run's provenance record (`OUT/run_config.json`): resolved config as settings, the data's digest, and the
+    initial model's json files digested (weights are named with their sizes, not hashed: GBs)."""
     init = Path(cfg.init)
     weights = {p.name: p.stat().st_size for p in sorted(init.glob("*.safetensors"))}
-    return {
-        "config": cfg.to_dict(),
-        "inputs": {
-            "data": {"path": str(Path(cfg.data).resolve()), "sha256": file_digest(Path(cfg.data))},
-            "init": {"path": str(init.resolve()), "config_sha256": file_digest(init / "config.json"),
-                     "weights": weights},
-        },
-        "versions": versions(),
-    }
+    return build("train-phase", cfg.out, cfg.to_dict(),
+                 {"data": cfg.data, "init": {**describe_input(init), "weights": weights}})
 
 
 def memory_estimate(cfg, gpus: int, nodes: int) -> dict[str, Any] | None:
@@ -94,7 +88,7 @@ def print_dry_run(console: Console, cfg, prompts, processor, estimate: dict | No
         console.rule(f"prompt {item.record.id} ({len(enc.input_ids)} tokens, {pads} image tokens)")
         console.print(render(processor, item.messages), markup=False, highlight=False)
     console.rule("resolved config")
-    console.print_json(json.dumps(resolved["config"]))
+    console.print_json(json.dumps(resolved["settings"]))
     if estimate:
         console.print(f"DeepSpeed ZeRO-{estimate['zero_stage']} estimate for {estimate['params'] / 1e9:.2f}B params on "
                       f"{estimate['nodes']} node(s) x {estimate['gpus_per_node']} GPU(s): "

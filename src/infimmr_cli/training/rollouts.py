@@ -75,11 +75,11 @@ def load_images(items: list[PhaseItem], processor, pool: list[PhaseItem] | None 
     return out_items, out_images, replaced, new_bad
 
 
-def generate(engine, processor, items: list[PhaseItem], group_size: int, cfg, pool: list[PhaseItem] | None = None,
-             known_bad: dict[str, str] | None = None) -> Rollouts:
+def generate(engine, processor, items: list[PhaseItem], sampling: SamplingSettings,
+             pool: list[PhaseItem] | None = None, known_bad: dict[str, str] | None = None) -> Rollouts:
+    """`sampling.n` completions for each item, with the prompt encodings they will be scored under (items whose image
+    cannot be decoded are swapped for readable ones of `pool`, see `load_images`)."""
     items, images, replaced, new_bad = load_images(items, processor, pool, known_bad)
-    sampling = SamplingSettings(n=group_size, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-                                max_new_tokens=cfg.max_response_len)
     out = engine.generate([Request(item.messages, ims) for item, ims in zip(items, images)], sampling)
     stop_id = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     media = set(media_token_ids(processor.tokenizer))

@@ -1,7 +1,9 @@
 """Who applies the gradients: plain torch AdamW (one process) or a DeepSpeed ZeRO engine (any number of processes).
 
 Both expose the same four calls, so the loop has one code path: `backward(loss)` per micro-batch, `step()` once per
-update batch, `save(dir)` / `load(dir)` for the optimizer and scheduler state.
+update batch, `save(dir)` / `load(dir)` for the optimizer and scheduler state; and two handles on the policy: `forward`,
+what the forward passes run through (the DeepSpeed engine, or the model itself), and `model`, the model unwrapped (for
+generation, weights out, saving).
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ import torch
 from infimmr_cli.errors import UsageError
 
 
-def lr_lambda(cfg, total_steps: int):
-    """Multiplier on cfg.lr per optimizer step: linear warm-up, then constant or cosine to 0 over the run."""
-    warm = max(0, cfg.warmup_steps)
+def lr_lambda(warmup_steps: int, schedule: str, total_steps: int):
+    """Multiplier on the learning rate per optimizer step: linear warm-up, then constant or cosine to 0 over the run."""
+    warm = max(0, warmup_steps)
 
     def fn(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
-        if cfg.lr_schedule == "cosine":
+        if schedule == "cosine":
             span = max(1, total_steps - warm)
             return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / span)))
         return 1.0
@@ -34,9 +36,8 @@ def _trainable(model):
     return [p for p in model.parameters() if p.requires_grad]
 
 
-def _adamw(cfg, params):
-    return torch.optim.AdamW(params, lr=cfg.lr, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay,
-                             foreach=False)
+def _adamw(params, lr: float, betas, weight_decay: float):
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), weight_decay=weight_decay, foreach=False)
 
 
 class TorchUpdater:
@@ -45,17 +46,18 @@ class TorchUpdater:
             # AdamW straight on bf16 weights rounds updates of lr 1e-6 away; DeepSpeed keeps fp32 master weights.
             raise UsageError("dtype: plain torch updates need fp32 weights; set dtype=fp32 or use a DeepSpeed config "
                              "(recipes/ds_zero2.json works with one process too)")
-        self.cfg = cfg
-        self.module = model           # what the forward passes run through
-        self.optimizer = _adamw(cfg, _trainable(model))
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg, total_updates))
+        self.grad_clip = cfg.grad_clip
+        self.model = self.forward = model
+        self.optimizer = _adamw(_trainable(model), cfg.lr, cfg.adam_betas, cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(cfg.warmup_steps, cfg.lr_schedule, total_updates))
 
     def backward(self, loss: torch.Tensor) -> None:
         loss.backward()
 
     def step(self) -> dict[str, float]:
-        params = _trainable(self.module)
-        norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip if self.cfg.grad_clip > 0 else float("inf"))
+        params = _trainable(self.model)
+        norm = torch.nn.utils.clip_grad_norm_(params, self.grad_clip if self.grad_clip > 0 else float("inf"))
         lr = self.scheduler.get_last_lr()[0]
         self.optimizer.step()
         self.scheduler.step()
@@ -73,21 +75,21 @@ class TorchUpdater:
         self.scheduler.load_state_dict(state["scheduler"])
 
 
-def deepspeed_config(cfg, path: str | Path, micro_per_update: int, world_size: int, bf16: bool) -> dict:
-    """The recipe JSON with the batch, precision, clipping and optimizer settings filled in from our config."""
+def deepspeed_config(path: str | Path, micro_batch: int, micro_per_update: int, world_size: int, bf16: bool,
+                     grad_clip: float, lr: float, betas, weight_decay: float) -> dict:
+    """The recipe JSON with the batch, precision, clipping and optimizer settings filled in from ours."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: DeepSpeed config not found")
     ds = json.loads(path.read_text())
-    ds["train_micro_batch_size_per_gpu"] = cfg.micro_batch
+    ds["train_micro_batch_size_per_gpu"] = micro_batch
     ds["gradient_accumulation_steps"] = micro_per_update
-    ds["train_batch_size"] = cfg.micro_batch * micro_per_update * world_size
-    ds["gradient_clipping"] = cfg.grad_clip
+    ds["train_batch_size"] = micro_batch * micro_per_update * world_size
+    ds["gradient_clipping"] = grad_clip
     ds["bf16"] = {"enabled": bool(bf16)}
     ds["fp16"] = {"enabled": False}
     if "optimizer" in ds:  # DeepSpeed builds it (needed for CPU offload: DeepSpeedCPUAdam)
-        ds["optimizer"].setdefault("params", {}).update(lr=cfg.lr, betas=list(cfg.adam_betas),
-                                                       weight_decay=cfg.weight_decay)
+        ds["optimizer"].setdefault("params", {}).update(lr=lr, betas=list(betas), weight_decay=weight_decay)
     ds.setdefault("zero_allow_untested_optimizer", True)
     return ds
 
@@ -103,15 +105,17 @@ class DeepSpeedUpdater:
         import deepspeed
 
         bf16 = next(model.parameters()).dtype == torch.bfloat16
-        ds = deepspeed_config(cfg, cfg.deepspeed, micro_per_update, world_size, bf16)
+        ds = deepspeed_config(cfg.deepspeed, cfg.micro_batch, micro_per_update, world_size, bf16, cfg.grad_clip, cfg.lr,
+                              cfg.adam_betas, cfg.weight_decay)
         if cfg.lora_r > 0 and ds.get("zero_optimization", {}).get("stage", 0) == 3:
             raise UsageError("deepspeed: LoRA with ZeRO-3 is not supported here; use recipes/ds_zero2.json")
-        optimizer = None if "optimizer" in ds else _adamw(cfg, _trainable(model))
-        schedule = lr_lambda(cfg, total_updates)
+        optimizer = None if "optimizer" in ds else _adamw(_trainable(model), cfg.lr, cfg.adam_betas, cfg.weight_decay)
+        schedule = lr_lambda(cfg.warmup_steps, cfg.lr_schedule, total_updates)
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, model_parameters=_trainable(model), optimizer=optimizer, config=ds,
             lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule))
-        self.module = self.engine
+        self.forward = self.engine
+        self.model = self.engine.module
         self.micro = 0
         self.micro_per_update = micro_per_update
 

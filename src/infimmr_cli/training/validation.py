@@ -61,7 +61,7 @@ class Validator:
                   "format": s.get("format"), "accuracy": s.get("accuracy"), "overall": s.get("overall"),
                   "correct": is_correct(s), **({"error": errors[i]} if i in errors else {})}
                  for i, (r, t, s) in enumerate(zip(mine, texts, scores))]
-        lines = distributed.gather_lists(lines)
+        lines = [line for rank in distributed.gather_object(lines) for line in rank]  # rank order
         if dist.is_main:
             from infimmr_cli.files import atomic_write_text
 
