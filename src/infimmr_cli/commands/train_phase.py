@@ -94,6 +94,7 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
         if not found:
             raise FileNotFoundError(f"{ckpt_root}: --resume: no complete checkpoint to resume from")
         resume_from = found[-1]
+        checkpoint.check_resumable(resume_from, out_dir)  # before anything in it is loaded
     elif checkpoint.list_checkpoints(ckpt_root):
         raise UsageError(f"{out_dir}: holds checkpoints already; pass --resume to continue or choose a new --out")
     distributed.init(dist, use_deepspeed=bool(cfg.deepspeed))

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from infimmr_cli.errors import UsageError
+from infimmr_cli.training.state_files import load_state, save_state
 
 
 def lr_lambda(cfg, total_steps: int):
@@ -63,12 +64,14 @@ class TorchUpdater:
         return {"grad_norm": float(norm), "lr": lr}
 
     def save(self, ckpt_dir: Path, is_main: bool) -> None:
-        if is_main:
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
-                       ckpt_dir / "optimizer.pt")
+        if is_main:  # safetensors + JSON, never a pickle (state_files.py)
+            save_state({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
+                       ckpt_dir, "optimizer")
 
     def load(self, ckpt_dir: Path) -> None:
-        state = torch.load(ckpt_dir / "optimizer.pt", map_location="cpu", weights_only=False)
+        state = load_state(ckpt_dir, "optimizer")
+        if not isinstance(state, dict) or not {"optimizer", "scheduler"} <= set(state):
+            raise UsageError(f"{ckpt_dir / 'optimizer.json'}: expected optimizer and scheduler state")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
 
