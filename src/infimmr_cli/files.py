@@ -37,3 +37,22 @@ def partial_path(out: str | Path) -> Path:
     """Where a resumable stage keeps its work in progress: `<out>.partial`, beside the final file."""
     out = Path(out)
     return out.with_name(out.name + ".partial")
+
+
+class FileSafetyError(ValueError):
+    """A path that leaves the folder it must stay in, or an output that would destroy an input or another run's
+    output; the message names the place and the problem in one line."""
+
+
+def inside(root: str | Path, rel: str | Path, where: str = "", fld: str = "path") -> Path:
+    """`root/rel` resolved with every link followed; FileSafetyError when it lands outside `root` (resolved too).
+
+    The one check every reader and stage uses for image paths: lexical checks (no `/abs`, no `..`) miss a link inside
+    the data folder that points at `/etc/passwd`; resolving first does not.
+    """
+    base = Path(root).resolve()
+    full = (base / rel).resolve()
+    if not full.is_relative_to(base):
+        prefix = f"{where}: " if where else ""
+        raise FileSafetyError(f"{prefix}{fld}: {str(rel)!r} leaves the data folder {base} (it resolves to {full})")
+    return full

@@ -30,7 +30,7 @@ def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> P
     """Read `inp` as `source` and write records to `out` atomically; returns what happened (also printed)."""
     from infimmr_cli.data.sources import SOURCES, PrepareContext
     from infimmr_cli.provenance import write_provenance
-    from infimmr_cli.data.records import write_records
+    from infimmr_cli.data.records import RecordError, write_records
 
     if source not in SOURCES:
         raise UsageError(f"--from: {source!r} is not one of {', '.join(SOURCES)}")
@@ -51,7 +51,12 @@ def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> P
         ctx.on_row = lambda: progress.advance(task)
 
         def counted():
+            first_row: dict[str, int] = {}
             for rec in SOURCES[source](inp, ctx):
+                row = first_row.setdefault(rec.id, ctx.rows_seen)
+                if row != ctx.rows_seen:  # later stages key everything by id: a duplicate is never written
+                    raise RecordError(f"{inp}: id: {rec.id!r} appears twice, in rows {row} and {ctx.rows_seen} "
+                                      f"(counting rows read from 1)")
                 counts[rec.answer_type] += 1
                 yield rec
 

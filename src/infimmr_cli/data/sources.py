@@ -6,7 +6,8 @@ it skips in `ctx.skipped`, and raises RecordError naming `file:row N: field: pro
 
 Images: parquet exports carry HF image structs `{bytes, path}`; they are written to `<out_dir>/images/<source>/<id>.<ext>`.
 ViRL39K ships image files; they are referenced in place when the output folder contains them, else hard-linked (or, across
-file systems, symlinked) to `<out_dir>/images/virl39k/`, so records never point outside their folder.
+file systems, copied) to `<out_dir>/images/virl39k/`, so records never point outside their folder. An image path that
+resolves (links followed) outside the export's folder is an error; two rows never write or link the same image file.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import math
 import os
 import re
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any, Callable, Iterator
 
 from infimmr_cli.data import gold
 from infimmr_cli.data.records import Record, RecordError
+from infimmr_cli.files import FileSafetyError, inside
 
 VISION_ONLY_QUESTION = "Solve the problem shown in the image."
 
@@ -38,6 +41,7 @@ class PrepareContext:
     rows_seen: int = 0
     on_total: Callable[[int], None] = lambda n: None
     on_row: Callable[[], None] = lambda: None
+    _owners: dict[str, tuple[Path | None, str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir).resolve()
@@ -49,32 +53,56 @@ class PrepareContext:
         data = struct["bytes"]
         ext = _image_ext(data, struct.get("path"))
         rel = Path("images") / source / f"{_safe(name)}{ext}"
+        self._claim(rel, None, where)
         dest = self.out_dir / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
+        self._inside(rel, where)  # an `images/` link planted in the output folder must not send the write elsewhere
         if not (dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data):
             tmp = dest.with_name(f".{dest.name}.tmp")
+            tmp.unlink(missing_ok=True)  # never write through a link left under this name
             tmp.write_bytes(data)
             os.replace(tmp, dest)
         self.images_written += 1
         return rel.as_posix()
 
-    def place_file(self, src: Path, source: str, rel_name: str) -> str:
-        """An image file that already exists: reference it in place if it lies under `out_dir`, else link it there."""
+    def place_file(self, src: Path, source: str, rel_name: str, where: str = "") -> str:
+        """An image file that already exists (the reader checked it lies in the export's folder): reference it in place
+        if it lies under `out_dir`, else hard-link it there (a copy across file systems: a symlink would point outside
+        the dataset, which every later stage refuses)."""
         src = src.resolve()
         try:
             return src.relative_to(self.out_dir).as_posix()
         except ValueError:
             pass
         rel = Path("images") / source / rel_name
+        self._claim(rel, src, where)
         dest = self.out_dir / rel
-        if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._inside(rel, where)
+        if not (dest.is_file() and os.path.samefile(dest, src)):
+            tmp = dest.with_name(f".{dest.name}.tmp")
+            tmp.unlink(missing_ok=True)
             try:
-                os.link(src, dest)  # no copy, survives the source folder moving
+                os.link(src, tmp)  # no copy, survives the source folder moving
             except OSError:
-                os.symlink(src, dest)  # another file system
+                shutil.copyfile(src, tmp)  # another file system
+            os.replace(tmp, dest)  # a file left by an earlier export under this name is replaced, never reused
         self.images_linked += 1
         return rel.as_posix()
+
+    def _claim(self, rel: Path, src: Path | None, where: str) -> None:
+        """Two rows never share an image file name unless it is the same source file: a duplicate id must not
+        overwrite the image of the record before it."""
+        prev = self._owners.setdefault(rel.as_posix(), (src, where))
+        if prev != (src, where) and (src is None or prev[0] != src):
+            raise RecordError(f"{where}: image: {rel.as_posix()} is already the image of {prev[1]}; a duplicate id "
+                              f"(or image name) in the export, refusing to overwrite it")
+
+    def _inside(self, rel: Path, where: str) -> None:
+        try:
+            inside(self.out_dir, rel, where, "image")
+        except FileSafetyError as exc:
+            raise RecordError(str(exc)) from None
 
 
 def _safe(name: str) -> str:
@@ -224,10 +252,15 @@ def read_math500(path: Path, ctx: PrepareContext) -> Iterator[Record]:
                      root=ctx.out_dir)
 
 
-def _virl_image(root: Path, rel: str) -> Path | None:
+def _virl_image(root: Path, rel: str, where: str = "") -> Path | None:
     """ViRL39K lists `images/Processed-….jpg` relative to the release folder; unzipping images.zip inside `images/`
-    nests them one level deeper (`images/images/…`), so look there too."""
-    for cand in (root / rel, root / "images" / rel):
+    nests them one level deeper (`images/images/…`), so look there too. A path that resolves (links followed) outside
+    the release folder is an error, never a file to link into the dataset."""
+    for sub in (rel, Path("images") / rel):
+        try:
+            cand = inside(root, sub, where, "image")
+        except FileSafetyError as exc:
+            raise RecordError(str(exc)) from None
         if cand.is_file():
             return cand
     return None
@@ -260,11 +293,11 @@ def read_virl39k(path: Path, ctx: PrepareContext) -> Iterator[Record]:
             rels = [rels]
         images = []
         for rel in rels:
-            src = _virl_image(root, str(rel))
+            src = _virl_image(root, str(rel), where)
             if src is None:
                 images = None
                 break
-            images.append(ctx.place_file(src, "virl39k", Path(str(rel)).name))
+            images.append(ctx.place_file(src, "virl39k", Path(str(rel)).name, where))
         if images is None:
             ctx.skipped["image file missing"] += 1
             continue
