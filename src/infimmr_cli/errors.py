@@ -8,6 +8,7 @@ import sys
 from rich.console import Console
 
 from infimmr_cli.data.records import RecordError
+from infimmr_cli.files import FileSafetyError
 
 
 class UsageError(ValueError):
@@ -15,7 +16,7 @@ class UsageError(ValueError):
 
 
 # Errors whose message already names the file, line and field: print it, not a traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (RecordError, UsageError, FileNotFoundError)
+USER_ERRORS: tuple[type[BaseException], ...] = (RecordError, UsageError, FileNotFoundError, FileSafetyError)
 
 
 def run_cli(app) -> None:

@@ -20,7 +20,7 @@ from rich.text import Text
 
 from infimmr_cli.errors import UsageError
 from infimmr_cli.data.records import Record, ResumableWriter, iter_records, read_records
-from infimmr_cli.files import partial_path
+from infimmr_cli.files import claim_outputs, partial_path
 
 Process = Callable[[list[Record], Any, Any], list[Record]]
 EngineFactory = Callable[[], tuple[Any, Any]]
@@ -76,8 +76,14 @@ def run_stage(name: str, in_path: str | Path, out_path: str | Path, process: Pro
     if limit is not None and limit < 1:
         raise UsageError(f"--limit: {limit} must be at least 1")
     in_path, out = Path(in_path), Path(out_path)
-    if in_path.resolve() == out.resolve():
-        raise UsageError(f"--out {out}: must differ from --in (stages never rewrite their input)")
+    with claim_outputs(name, {"--in": in_path}, {"--out": out}):  # stages never rewrite their input
+        return _run_stage(name, in_path, out, process, open_engine, batch_size, limit, check, allow_outside, console,
+                          settings)
+
+
+def _run_stage(name, in_path: Path, out: Path, process: Process, open_engine: EngineFactory, batch_size: int,
+               limit: int | None, check, allow_outside: bool, console: Console,
+               settings: dict[str, Any] | None) -> tuple[Path, int]:
     records = read_records(in_path, allow_outside=allow_outside)[:limit]
     if check is not None:
         check(records)

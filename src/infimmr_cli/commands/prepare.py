@@ -28,9 +28,7 @@ class PrepareSummary:
 
 def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> PrepareSummary:
     """Read `inp` as `source` and write records to `out` atomically; returns what happened (also printed)."""
-    from infimmr_cli.data.sources import SOURCES, PrepareContext
-    from infimmr_cli.provenance import write_provenance
-    from infimmr_cli.data.records import RecordError, write_records
+    from infimmr_cli.data.sources import SOURCES
 
     if source not in SOURCES:
         raise UsageError(f"--from: {source!r} is not one of {', '.join(SOURCES)}")
@@ -39,6 +37,17 @@ def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> P
         raise UsageError(f"--in: {inp}: no such file or folder")
     if out.is_dir():
         raise UsageError(f"--out: {out} is a folder; give the JSONL file to write, e.g. {out / 'records.jsonl'}")
+    from infimmr_cli.files import claim_outputs
+
+    with claim_outputs("prepare", {"--in": inp}, {"--out": out}):
+        return _prepare(source, inp, out, quiet)
+
+
+def _prepare(source: str, inp: Path, out: Path, quiet: bool) -> PrepareSummary:
+    from infimmr_cli.data.sources import SOURCES, PrepareContext
+    from infimmr_cli.provenance import write_provenance
+    from infimmr_cli.data.records import RecordError, write_records
+
     out.parent.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True, quiet=quiet)
     ctx = PrepareContext(out_dir=out.parent)

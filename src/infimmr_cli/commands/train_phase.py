@@ -42,6 +42,15 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
         reward: str | None = None, steps: int | None = None, deepspeed: str | None = None, engine: str | None = None,
         resume: bool = False, dry_run: bool = False, gpus: int | None = None, nodes: int = 1) -> Path:
     """Train one phase; returns OUT (with OUT/final, a plain HF model directory). `dry_run` checks and reports only."""
+    from contextlib import ExitStack
+
+    with ExitStack() as held:  # the lock on OUT, taken once the settings are known, released on any exit
+        return _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine, resume, dry_run, gpus,
+                    nodes, held)
+
+
+def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine, resume, dry_run, gpus, nodes,
+         held) -> Path:
     import torch
 
     from infimmr_cli.modeling import check_model_dir, load_processor
@@ -87,6 +96,11 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
 
     # --- build the run ---------------------------------------------------------------------------------------------
     out_dir = Path(cfg.out)
+    if dist.is_main:  # --init and --data must not lie in OUT (final/ is replaced), and one run per OUT at a time
+        from infimmr_cli.files import claim_outputs
+
+        held.enter_context(claim_outputs("train-phase", {"--data": cfg.data, "--init": cfg.init}, {},
+                                         folders={"--out": out_dir}))
     ckpt_root = out_dir / "checkpoints"
     resume_from = None
     if resume:
