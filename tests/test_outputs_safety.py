@@ -156,3 +156,16 @@ def test_outputs_follow_the_umask(mask, tmp_path, tiny_model_dir):
         under_umask("export", "--ckpt", tiny_model_dir, "--out", hf, "--dtype", "fp32")
         assert _mode(hf) == 0o755
         assert {_mode(p) for p in hf.iterdir()} == {0o644}
+
+
+def test_eval_never_writes_over_its_records(tmp_path):
+    out = tmp_path / "eval"
+    records = out / "math500" / "predictions.jsonl"  # records placed where eval writes its predictions
+    run_cli("prepare", "--from", "math500", "--in", exports.make_math500_export(tmp_path / "raw"), "--out", records)
+    before = records.read_bytes()
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(json.dumps({"id": "test/prealgebra/1.json", "completion": "x"}) + "\n")
+    proc = run_cli("eval", "--bench", "math500", "--records", records, "--predictions", preds, "--out", out,
+                   check=False)
+    _refused(proc, "same file as --records")
+    assert records.read_bytes() == before
