@@ -103,3 +103,36 @@ def test_state_files_round_trip_exactly(tmp_path):
     back = load_state(tmp_path, "opt")
     assert back["groups"] == state["groups"] and torch.equal(back["state"][0]["m"], state["state"][0]["m"])
     assert json.loads((tmp_path / "opt.json").read_text())["format"] == "infimmr-state-1"
+
+
+DS_ENV = dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", LOCAL_WORLD_SIZE="1", MASTER_ADDR="127.0.0.1")
+
+
+@pytest.mark.slow
+def test_deepspeed_shards_load_without_unpickling(tmp_path, train_data, tiny_model_dir):
+    """DeepSpeed's loader would unpickle its shards; ours reads them with weights_only=True: a real ZeRO-2 resume works,
+    a pickle in place of a shard is refused and never runs."""
+    from conftest import REPO
+
+    sets = [a for s in [*SETS[:-2], "save_every=1", "reward_workers=0",
+                        f"deepspeed={REPO / 'recipes' / 'ds_zero2.json'}"] for a in ("--set", s)]
+
+    def train(out, steps, *extra, port):
+        return run_cli("train-phase", "--phase", "fra", "--data", train_data, "--init", tiny_model_dir, "--out", out,
+                       "--steps", str(steps), *sets, *extra, check=False, MASTER_PORT=str(port), **DS_ENV)
+
+    out = tmp_path / "run"
+    assert train(out, 1, port=29531).returncode == 0
+    work = tmp_path / "copy"
+    shutil.copytree(out, work)
+    proc = train(out, 2, "--resume", port=29532)
+    assert proc.returncode == 0 and "resumed from" in proc.stdout, proc.stderr[-2000:]
+
+    marker = tmp_path / "pwned"
+    shard = next((work / "checkpoints" / "step-000001" / "deepspeed").glob("*optim_states.pt"))
+    import torch
+
+    torch.save({"optimizer_state_dict": _Boom(marker)}, shard)
+    proc = train(work, 2, "--resume", port=29533)
+    assert proc.returncode == 2 and not marker.exists(), proc.stderr[-2000:]
+    assert "optim_states.pt: refused" in proc.stderr and "Traceback" not in proc.stderr

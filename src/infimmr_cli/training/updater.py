@@ -135,8 +135,16 @@ class DeepSpeedUpdater:
         self.engine.save_checkpoint(str(ckpt_dir), tag=self.TAG)
 
     def load(self, ckpt_dir: Path) -> None:
-        path, _ = self.engine.load_checkpoint(str(ckpt_dir), tag=self.TAG, load_optimizer_states=True,
-                                              load_lr_scheduler_states=True)
+        from infimmr_cli.training.state_files import SafeDeepSpeedLoader
+
+        # DeepSpeed's loader unpickles (weights_only=False); ours reads the same shards with weights_only=True.
+        inner = self.engine.checkpoint_engine
+        self.engine.checkpoint_engine = SafeDeepSpeedLoader(inner)
+        try:
+            path, _ = self.engine.load_checkpoint(str(ckpt_dir), tag=self.TAG, load_optimizer_states=True,
+                                                  load_lr_scheduler_states=True)
+        finally:
+            self.engine.checkpoint_engine = inner
         if path is None:
             raise FileNotFoundError(f"{ckpt_dir}: no DeepSpeed state to resume from")
 
