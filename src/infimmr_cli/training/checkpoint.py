@@ -3,8 +3,9 @@
 A checkpoint directory holds: the policy as a plain HF model (model.safetensors + config + processor files; a LoRA run
 adds `adapter/`), the optimizer and scheduler (optimizer.json + optimizer.safetensors, or DeepSpeed's `deepspeed/`
 shards), one RNG file per rank (rng-rankN.json + .safetensors), `trainer_state.json` (step, prompts seen, every metrics
-row so far) and `run_config.json`. Nothing we write or read back is a pickle (state_files.py); DeepSpeed's own shards are,
-so `check_resumable` looks the run folder over before DeepSpeed is let near it.
+row so far) and `run_config.json`. Nothing we write or read back is a pickle (state_files.py); DeepSpeed's own shards are
+pickles, read back with weights_only=True (state_files.SafeDeepSpeedLoader) after `check_resumable` looked the run folder
+over.
 """
 
 from __future__ import annotations
@@ -94,8 +95,7 @@ def check_resumable(ckpt: Path, out_dir: Path) -> None:
 
     What we can check: it is a run folder train-phase wrote (run_config.json beside it, trainer_state.json in it, both
     JSON objects); nothing in it is a link leaving the run folder, a device or a FIFO; every file belongs to this user
-    and no one else can write it. What we cannot: that a pickle written by DeepSpeed is the one it wrote (README,
-    "Reliability"). One line naming the first problem; nothing loaded.
+    and no one else can write it (README, "Reliability"). One line naming the first problem; nothing loaded.
     """
     import os
     import stat
