@@ -127,7 +127,7 @@ def test_a_second_run_on_one_output_says_who_holds_it_and_a_killed_holder_frees_
         assert holder.stdout.readline().strip() == "holding"
         proc = run_cli("score", "--records", train, "--completions", comps, "--out", out, "--workers", "0",
                        check=False)
-        _refused(proc, f"{out}: another run is writing it (pid {holder.pid} on ", "`caption")
+        _refused(proc, f"{out}: another run is writing it (pid {holder.pid} on ", "`infimmr caption`, since 20")
         assert not out.exists()
     finally:
         holder.send_signal(signal.SIGKILL)  # a crash: no cleanup runs, the OS drops the flock

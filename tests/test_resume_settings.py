@@ -58,3 +58,29 @@ def test_cli_refuses_an_unrelated_existing_out(tmp_path, tiny_model_dir):
     proc = run_cli("classify", "--in", src, "--out", out, "--model", tiny_model_dir, "--engine", "hf", check=False)
     assert proc.returncode == 2 and "not an output of an earlier `classify` run" in proc.stderr, proc.stderr
     assert out.read_bytes() == before and not partial_path(out).exists()
+
+
+def test_two_runs_on_one_out_never_write_it_twice(tmp_path, tiny_model_dir):
+    """The issue's case: a second classify on the same --out while the first runs stops, naming the first."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from conftest import cli_env
+    from test_classify_caption import KILL_SCRIPT
+
+    ids = [f"r{k}" for k in range(8)]
+    src = make_records(tmp_path, [(rid, [k + 1]) for k, rid in enumerate(ids)])
+    out = tmp_path / "typed.jsonl"
+    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), src=str(src), out=str(out))
+    first = subprocess.Popen([sys.executable, "-c", script], env=cli_env(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while not partial_path(out).exists() and time.time() < deadline:
+        assert first.poll() is None, first.stderr.read().decode()
+        time.sleep(0.05)
+    second = run_cli("classify", "--in", src, "--out", out, "--model", tiny_model_dir, "--engine", "hf", check=False)
+    assert second.returncode == 2 and f"another run is writing it (pid {first.pid} on " in second.stderr, second.stderr
+    assert first.wait(timeout=120) == 0
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ids  # every record once

@@ -180,7 +180,7 @@ def output_lock(out: str | Path, command: str) -> Iterator[Path]:
         except FileNotFoundError:
             pass
         os.close(fd)
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join([command, *sys.argv[1:]]),
+    info = {"pid": os.getpid(), "host": socket.gethostname(), "command": f"infimmr {command}", "argv": sys.argv,
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     os.ftruncate(fd, 0)
     os.write(fd, (json.dumps(info) + "\n").encode())
