@@ -113,8 +113,8 @@ def test_duplicate_parquet_ids_never_overwrite_the_first_image(tmp_path):
     rows = pq.read_table(src).to_pylist()
     rows[1]["sample_index"] = "1"  # the second row claims the first row's id, with another image
     exports._write(rows, MATHVERSE_SCHEMA, src)
-    with pytest.raises(RecordError, match=r"testmini\.parquet:row 1: image: .*1\.png is already the image of "
-                                          r".*testmini\.parquet:row 0"):
+    with pytest.raises(RecordError, match=r"testmini\.parquet:row 1: image: images/mathverse/1\.png is already the "
+                                          r"image of .*testmini\.parquet:row 0: image; a duplicate id"):
         prepare("mathverse", src, out, quiet=True)
     assert image.read_bytes() == first and out.read_text() == before
 

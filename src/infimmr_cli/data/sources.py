@@ -75,10 +75,10 @@ class PrepareContext:
         except ValueError:
             pass
         rel = Path("images") / source / rel_name
-        self._claim(rel, src, where)
+        self._claim(rel, src, f"{where}: image")
         dest = self.out_dir / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        self._inside(rel, where)
+        self._inside(rel, f"{where}: image")
         if not (dest.is_file() and os.path.samefile(dest, src)):
             tmp = dest.with_name(f".{dest.name}.tmp")
             tmp.unlink(missing_ok=True)
@@ -92,15 +92,15 @@ class PrepareContext:
 
     def _claim(self, rel: Path, src: Path | None, where: str) -> None:
         """Two rows never share an image file name unless it is the same source file: a duplicate id must not
-        overwrite the image of the record before it."""
+        overwrite the image of the record before it. `where` names the row and the field."""
         prev = self._owners.setdefault(rel.as_posix(), (src, where))
         if prev != (src, where) and (src is None or prev[0] != src):
-            raise RecordError(f"{where}: image: {rel.as_posix()} is already the image of {prev[1]}; a duplicate id "
-                              f"(or image name) in the export, refusing to overwrite it")
+            raise RecordError(f"{where}: {rel.as_posix()} is already the image of {prev[1]}; a duplicate id (or "
+                              f"image name) in the export, refusing to overwrite it")
 
     def _inside(self, rel: Path, where: str) -> None:
         try:
-            inside(self.out_dir, rel, where, "image")
+            inside(self.out_dir, rel, where, "written to")
         except FileSafetyError as exc:
             raise RecordError(str(exc)) from None
 
