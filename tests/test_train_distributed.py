@@ -52,7 +52,7 @@ def test_two_processes_train_save_and_resume_exactly(stage, tmp_path, train_data
     _torchrun(*common, "--out", once, "--steps", "3")
     _torchrun(*common, "--out", twice, "--steps", "2")
     ckpt = twice / "checkpoints" / "step-000002"
-    assert (ckpt / "rng-rank0.pt").is_file() and (ckpt / "rng-rank1.pt").is_file() and (ckpt / "deepspeed").is_dir()
+    assert (ckpt / "rng-rank0.json").is_file() and (ckpt / "rng-rank1.json").is_file() and (ckpt / "deepspeed").is_dir()
     proc = _torchrun(*common, "--out", twice, "--steps", "3", "--resume")
     assert "resumed from" in proc.stdout
     rows = _rows(twice)

@@ -38,10 +38,11 @@ def test_each_phase_trains_and_leaves_a_complete_run_directory(phase, tmp_path, 
     assert [r["step"] for r in rows] == [1, 2] and METRIC_KEYS <= set(rows[0])
     assert rows[1]["kl"] > 0  # the policy moved away from the reference after the first update
     ckpt = out / "checkpoints" / "step-000002"
-    for name in ("model.safetensors", "config.json", "tokenizer_config.json", "optimizer.pt", "rng-rank0.pt",
-                 "trainer_state.json", "run_config.json"):
+    for name in ("model.safetensors", "config.json", "tokenizer_config.json", "optimizer.json", "optimizer.safetensors",
+                 "rng-rank0.json", "trainer_state.json", "run_config.json"):
         assert (ckpt / name).is_file(), name
     assert json.loads((ckpt / "trainer_state.json").read_text())["step"] == 2
+    assert not list(ckpt.rglob("*.pt")) and not list(ckpt.rglob("*.bin"))  # no pickle anywhere in our checkpoint
     assert not list((out / "checkpoints").glob(".*tmp"))
     origin = json.loads((out / "run_config.json").read_text())
     assert origin["settings"]["phase"] == phase and len(origin["inputs"]["data"]["sha256"]) == 64

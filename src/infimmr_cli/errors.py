@@ -14,6 +14,7 @@ from typing import Iterator
 from rich.console import Console
 
 from infimmr_cli.data.records import RecordError
+from infimmr_cli.files import FileSafetyError
 
 
 class UsageError(ValueError):
@@ -21,7 +22,7 @@ class UsageError(ValueError):
 
 
 # Errors whose message already names the file, line and field: print it, not a traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (RecordError, UsageError, FileNotFoundError)
+USER_ERRORS: tuple[type[BaseException], ...] = (RecordError, UsageError, FileNotFoundError, FileSafetyError)
 
 # What the machine refused, not a bug: a full or read-only disk, a quota, a file-size limit, a permission. The user can
 # fix these, so they get one line naming the path; every output is written whole or not at all, so none is half-written.

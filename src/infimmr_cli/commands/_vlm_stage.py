@@ -7,6 +7,7 @@ fsynced), and renames it to `<out>` when every record is in. A killed run resume
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -20,7 +21,7 @@ from rich.text import Text
 
 from infimmr_cli.errors import UsageError
 from infimmr_cli.data.records import Record, ResumableWriter, iter_records, read_records
-from infimmr_cli.files import partial_path
+from infimmr_cli.files import atomic_write_text, claim_outputs, partial_path
 
 Process = Callable[[list[Record], Any, Any], list[Record]]
 EngineFactory = Callable[[], tuple[Any, Any]]
@@ -76,19 +77,32 @@ def run_stage(name: str, in_path: str | Path, out_path: str | Path, process: Pro
     if limit is not None and limit < 1:
         raise UsageError(f"--limit: {limit} must be at least 1")
     in_path, out = Path(in_path), Path(out_path)
-    if in_path.resolve() == out.resolve():
-        raise UsageError(f"--out {out}: must differ from --in (stages never rewrite their input)")
+    with claim_outputs(name, {"--in": in_path}, {"--out": out}):  # stages never rewrite their input
+        return _run_stage(name, in_path, out, process, open_engine, batch_size, limit, check, allow_outside, console,
+                          settings)
+
+
+def _run_stage(name, in_path: Path, out: Path, process: Process, open_engine: EngineFactory, batch_size: int,
+               limit: int | None, check, allow_outside: bool, console: Console,
+               settings: dict[str, Any] | None) -> tuple[Path, int]:
     records = read_records(in_path, allow_outside=allow_outside)[:limit]
     if check is not None:
         check(records)
     wanted = {r.id for r in records}
+    mine = run_settings(in_path, settings)
+    recorded = settings_path(out)
+    if partial_path(out).exists() or out.exists():
+        check_same_settings(name, out, mine)
     if out.exists() and not partial_path(out).exists():
         have = {r.id for r in iter_records(out, check_images=False, allow_outside=True)}
         if wanted <= have:
             console.print(f"{name}: {out} already holds all {len(wanted)} records; nothing to do")
             return out, 0
+        atomic_write_text(recorded, json.dumps({"command": name, "settings": mine}, indent=2) + "\n")
         # Keep the finished file intact while we add to a copy of it.
         shutil.copyfile(out, partial_path(out))
+    elif not partial_path(out).exists():
+        atomic_write_text(recorded, json.dumps({"command": name, "settings": mine}, indent=2) + "\n")
 
     with ResumableWriter(out) as writer:
         todo = [r for r in records if r.id not in writer.done_ids]
@@ -111,6 +125,7 @@ def run_stage(name: str, in_path: str | Path, out_path: str | Path, process: Pro
 
     write_provenance(final, name, settings or {}, {"input": in_path},
                      results={"records": len(records), "processed_in_this_run": len(todo)})
+    recorded.unlink(missing_ok=True)  # the provenance holds the settings from now on
     return final, len(todo)
 
 
@@ -125,6 +140,54 @@ def _report_item_errors(name: str, out: Path, console: Console) -> None:
     if path is not None:
         console.print(f"[yellow]{name}: {len(problems)} records could not be processed (meta.{key}); listed in "
                       f"{path}[/]", highlight=False)
+# Settings that do not change a record's result: a resume may change them.
+FREE_SETTINGS = ("batch_size", "limit")
+
+
+def settings_path(out: Path) -> Path:
+    """Where a resumable run records its settings while `<out>.partial` exists."""
+    return out.with_name(out.name + ".partial.settings.json")
+
+
+def run_settings(in_path: Path, settings: dict[str, Any] | None) -> dict[str, Any]:
+    """The settings a resume must share with the run it continues: the stage's own (JSON-normalised) and the input."""
+    from infimmr_cli.provenance import file_digest
+
+    mine = {k: v for k, v in (settings or {}).items() if k not in FREE_SETTINGS}
+    return {**json.loads(json.dumps(mine, default=str)), "input_sha256": file_digest(in_path)}
+
+
+def _recorded(name: str, out: Path) -> tuple[Path, dict[str, Any] | None]:
+    """(file consulted, settings it records) for the existing partial or final output; None when nothing says."""
+    from infimmr_cli.provenance import provenance_path
+
+    for path in (settings_path(out), provenance_path(out)):
+        if not path.is_file():
+            continue
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return path, None
+        if not isinstance(doc, dict) or doc.get("command") != name or not isinstance(doc.get("settings"), dict):
+            return path, None
+        before = {k: v for k, v in doc["settings"].items() if k not in FREE_SETTINGS}
+        if path.name.endswith(".provenance.json"):
+            before["input_sha256"] = (doc.get("inputs") or {}).get("input", {}).get("sha256")
+        return path, before
+    return settings_path(out), None
+
+
+def check_same_settings(name: str, out: Path, mine: dict[str, Any]) -> None:
+    """Refuse to add to an output another model, other settings or another input made, or one we did not make."""
+    where, before = _recorded(name, out)
+    if before is None:
+        raise UsageError(f"--out {out}: not an output of an earlier `{name}` run ({where.name} is missing or not "
+                         f"{name}'s); choose another --out, or delete {out.name} and its .partial to start over")
+    differ = sorted(k for k in mine.keys() | before.keys() if mine.get(k) != before.get(k))
+    if differ:
+        shown = "; ".join(f"{k}: {before.get(k)!r} then, {mine.get(k)!r} now" for k in differ)
+        raise UsageError(f"--out {out}: made with other settings ({shown}); resuming would mix two runs in one file; "
+                         f"choose another --out, or delete {out.name} and its .partial to start over")
 
 
 def engine_opener(model: str | Path, engine: str, batch_size: int) -> EngineFactory:

@@ -61,9 +61,6 @@ def run(train: str | Path, bench: Sequence[str | Path], out: str | Path, removed
     `embedder` (anything with `identity` and `embed(items) -> (N, D)` unit rows) replaces loading `embed_model`: tests
     pass a fake one with chosen vectors.
     """
-    from infimmr_cli.curation import embeddings as emb
-    from infimmr_cli.curation.ngrams import BenchIndex
-
     console = console or Console()
     use_embedding = not no_embedding
     if not bench:
@@ -82,6 +79,19 @@ def run(train: str | Path, bench: Sequence[str | Path], out: str | Path, removed
         if not emb_dir.is_dir():
             raise UsageError(f"--embed-model: {emb_dir} is not a directory")
 
+    from infimmr_cli.files import claim_outputs
+
+    with claim_outputs("decontam", {"--train": train, "--bench": list(bench)}, {"--out": out, "--removed": removed}):
+        return _decontam(train, bench, out, removed, embed_model, threshold, no_embedding, batch_size, cache,
+                         min_pixels, max_pixels, device, dtype, embedder, console)
+
+
+def _decontam(train, bench, out, removed, embed_model, threshold, no_embedding, batch_size, cache, min_pixels,
+              max_pixels, device, dtype, embedder, console) -> dict:
+    from infimmr_cli.curation import embeddings as emb
+    from infimmr_cli.curation.ngrams import BenchIndex
+
+    use_embedding = not no_embedding
     # Images are only opened by stage 2; the text stage runs on records whose images are elsewhere.
     t0 = time.perf_counter()
     bench_recs: list[tuple[Record, str]] = []

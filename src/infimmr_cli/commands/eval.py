@@ -169,7 +169,21 @@ def check_origin(run_json: Path, origin: dict[str, Any],
 # ---------------------------------------------------------------- the command
 
 
-def run(benches: Sequence[str], out: str | Path, model: str | Path | None = None, data_dir: str | Path | None = None,
+def run(benches: Sequence[str], out: str | Path, **kwargs: Any) -> dict[str, dict[str, Any]]:
+    """`_run` holding OUT for the whole run (one eval per OUT at a time); no --records or --predictions file is one
+    this run writes (rescoring OUT/<bench>/predictions.jsonl in place is allowed: it is read whole first)."""
+    from infimmr_cli.files import claim_outputs, same_file
+
+    out = Path(out)
+    written = [out / "results.json", *(out / b / f for b in benches for f in ("predictions.jsonl", "run.json"))]
+    preds = [p for b, p in zip(benches, kwargs.get("predictions") or [])
+             if not same_file(p, out / b / "predictions.jsonl")]
+    with claim_outputs("eval", {"--records": list(kwargs.get("records") or []), "--predictions": preds},
+                       {"--out": written}, lock=[out]):
+        return _run(benches, out, **kwargs)
+
+
+def _run(benches: Sequence[str], out: str | Path, model: str | Path | None = None, data_dir: str | Path | None = None,
         records: Sequence[str | Path] | None = None, predictions: Sequence[str | Path] | None = None,
         engine: Any = "auto", batch_size: int | None = None, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0, limit: int | None = None,

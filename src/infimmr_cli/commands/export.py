@@ -17,6 +17,7 @@ from rich.console import Console
 
 from infimmr_cli.data.records import read_json_file
 from infimmr_cli.errors import UsageError, storage_errors
+from infimmr_cli.files import follow_umask
 
 STEP_PREFIX = "step-"
 
@@ -115,17 +116,24 @@ def verify(model_dir: Path, max_new_tokens: int = 4) -> list[int]:
 
 def run(ckpt: str | Path, out: str | Path, dtype: str = "bf16", trust_remote_code: bool = False,
         overwrite: bool = False, console: Console | None = None) -> Path:
-    from infimmr_cli.modeling import resolve_dtype
-    from infimmr_cli.provenance import write_provenance
-
     console = console or Console()
     out = Path(out)
     if out.exists() and not overwrite:
         raise UsageError(f"--out {out}: already exists; pass --overwrite to replace it")
     src = resolve_checkpoint(ckpt)
+    from infimmr_cli.files import claim_outputs
     from infimmr_cli.modeling import check_model_files
 
     check_model_files(src)  # a damaged config.json or weights file: one line naming it
+    # --overwrite removes --out: it must not be (or hold) the checkpoint read from
+    with claim_outputs("export", {"--ckpt": [Path(ckpt), src]}, {}, folders={"--out": out}):
+        return _export(src, out, dtype, trust_remote_code, console)
+
+
+def _export(src: Path, out: Path, dtype: str, trust_remote_code: bool, console: Console) -> Path:
+    from infimmr_cli.modeling import resolve_dtype
+    from infimmr_cli.provenance import write_provenance
+
     torch_dtype = resolve_dtype(dtype)
     console.print(f"export: {src} -> {out} ({dtype})")
     model, processor = _load_for_export(src, dtype, trust_remote_code)
@@ -140,6 +148,7 @@ def run(ckpt: str | Path, out: str | Path, dtype: str = "bf16", trust_remote_cod
             chain = lineage(src)
             write_provenance(out, "export", {"dtype": dtype, "trust_remote_code": trust_remote_code},
                              {"checkpoint": src}, path=tmp / "lineage.json", **chain)
+        follow_umask(tmp)  # mkdtemp makes 0700, transformers 0600: a colleague or a vLLM server could not read it
         tokens = verify(tmp)
         if out.exists():
             shutil.rmtree(out)

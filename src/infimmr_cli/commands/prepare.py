@@ -38,10 +38,7 @@ class PrepareSummary:
 
 def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> PrepareSummary:
     """Read `inp` as `source` and write records to `out` atomically; returns what happened (also printed)."""
-    from infimmr_cli.data.sources import SOURCES, PrepareContext
-    from infimmr_cli.provenance import write_provenance
-    from infimmr_cli.data.records import write_records
-    from infimmr_cli.files import atomic_write_text
+    from infimmr_cli.data.sources import SOURCES
 
     if source not in SOURCES:
         raise UsageError(f"--from: {source!r} is not one of {', '.join(SOURCES)}")
@@ -50,6 +47,18 @@ def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> P
         raise UsageError(f"--in: {inp}: no such file or folder")
     if out.is_dir():
         raise UsageError(f"--out: {out} is a folder; give the JSONL file to write, e.g. {out / 'records.jsonl'}")
+    from infimmr_cli.files import claim_outputs
+
+    with claim_outputs("prepare", {"--in": inp}, {"--out": out}):
+        return _prepare(source, inp, out, quiet)
+
+
+def _prepare(source: str, inp: Path, out: Path, quiet: bool) -> PrepareSummary:
+    from infimmr_cli.data.sources import SOURCES, PrepareContext
+    from infimmr_cli.provenance import write_provenance
+    from infimmr_cli.data.records import write_records
+    from infimmr_cli.files import atomic_write_text
+
     out.parent.mkdir(parents=True, exist_ok=True)
     console = Console(stderr=True, quiet=quiet)
     ctx = PrepareContext(out_dir=out.parent)
@@ -65,14 +74,17 @@ def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> P
 
             def counted():
                 seen: dict[str, int] = {}
+                first_row: dict[str, int] = {}
                 for rec in SOURCES[source](inp, ctx):
                     if rec.id in seen:  # ids must be unique in a records file: keep the row under a suffixed id
                         seen[rec.id] += 1
                         new_id = f"{rec.id}#{seen[rec.id]}"
                         ctx.warn(new_id, f"{out}:{sum(counts.values()) + 1}", "duplicate id",
-                                 f"id {rec.id!r} appears again; kept as {new_id!r}")
+                                 f"id {rec.id!r} appears in rows {first_row[rec.id]} and {ctx.rows_seen} of {inp} "
+                                 f"(counting rows read from 1); the later row is kept as {new_id!r}")
                         rec = rec.replace(id=new_id)
                     seen.setdefault(rec.id, 1)
+                    first_row.setdefault(rec.id, ctx.rows_seen)
                     counts[rec.answer_type] += 1
                     yield rec
 

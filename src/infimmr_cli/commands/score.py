@@ -56,13 +56,20 @@ def summarize(rows: list[dict[str, Any]]) -> Table:
 
 def run(records: str | Path, completions: str | Path, out: str | Path | None = None, workers: int | None = None,
         timeout: float = 5.0, reward: str = "default") -> list[dict[str, Any]]:
-    from infimmr_cli.evaluation.tally import is_correct
-    from infimmr_cli.rewards.scoring import score_batch
-
     if timeout <= 0:
         raise UsageError(f"--timeout: {timeout}; must be > 0 seconds")
     if workers is not None and workers < 0:
         raise UsageError(f"--workers: {workers}; must be >= 0 (0 scores in this process, without timeouts)")
+    from infimmr_cli.files import claim_outputs
+
+    with claim_outputs("score", {"--records": records, "--completions": completions}, {"--out": out}):
+        return _score(records, completions, out, workers, timeout, reward)
+
+
+def _score(records, completions, out, workers, timeout, reward) -> list[dict[str, Any]]:
+    from infimmr_cli.evaluation.tally import is_correct
+    from infimmr_cli.rewards.scoring import score_batch
+
     by_id = {r.id: r for r in read_records(records, check_images=False)}
     items = read_completions(Path(completions), by_id)
     console = Console()

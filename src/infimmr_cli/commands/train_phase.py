@@ -62,6 +62,15 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
         resume: bool = False, dry_run: bool = False, gpus: int | None = None, nodes: int = 1,
         val_data: str | Path | None = None) -> Path:
     """Train one phase; returns OUT (with OUT/final, a plain HF model directory). `dry_run` checks and reports only."""
+    from contextlib import ExitStack
+
+    with ExitStack() as held:  # the lock on OUT, taken once the settings are known, released on any exit
+        return _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine, resume, dry_run, gpus,
+                    nodes, val_data, held)
+
+
+def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine, resume, dry_run, gpus, nodes,
+         val_data, held) -> Path:
     import torch
 
     from infimmr_cli.modeling import check_model_dir, load_processor
@@ -119,6 +128,11 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
 
     # --- build the run ---------------------------------------------------------------------------------------------
     out_dir = Path(cfg.out)
+    if dist.is_main:  # --init and --data must not lie in OUT (final/ is replaced), and one run per OUT at a time
+        from infimmr_cli.files import claim_outputs
+
+        inputs = {"--data": cfg.data, "--init": cfg.init, **({"--val-data": cfg.val_data} if cfg.val_data else {})}
+        held.enter_context(claim_outputs("train-phase", inputs, {}, folders={"--out": out_dir}))
     ckpt_root = out_dir / "checkpoints"
     resume_from = None
     if resume:
@@ -126,6 +140,7 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
         if not found:
             raise FileNotFoundError(f"{ckpt_root}: --resume: no complete checkpoint to resume from")
         resume_from = found[-1]
+        checkpoint.check_resumable(resume_from, out_dir)  # before anything in it is loaded
     elif checkpoint.list_checkpoints(ckpt_root):
         raise UsageError(f"{out_dir}: holds checkpoints already; pass --resume to continue or choose a new --out")
     distributed.init(dist, use_deepspeed=bool(cfg.deepspeed))

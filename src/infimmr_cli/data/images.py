@@ -117,5 +117,8 @@ def load_image(path: str | Path, min_pixels: int = DEFAULT_MIN_PIXELS, max_pixel
 
 
 def load_record_images(record, processor) -> list[Image.Image]:
+    """The record's images, sized for `processor`. Paths come from `record.image_paths()`, which resolves links and
+    refuses one that leaves the record's folder (files.inside) unless the user allowed it: checked at use, not only
+    at read time, so a link swapped in after reading is still caught."""
     lo, hi, factor = pixel_limits(processor)
     return [load_image(p, lo, hi, factor) for p in record.image_paths()]

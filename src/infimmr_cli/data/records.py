@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from infimmr_cli.files import atomic_file, partial_path, writing
+from infimmr_cli.files import FileSafetyError, atomic_file, inside, partial_path, writing
 
 ANSWER_TYPES = ("math", "choice", "string")
 LETTERS = string.ascii_uppercase
@@ -41,15 +41,23 @@ class Record:
     extra: dict[str, Any] = field(default_factory=dict)
     # The folder image paths are relative to (not serialised).
     root: Path | None = field(default=None, compare=False, repr=False)
+    # Whether image paths may leave `root` (the user's --allow-outside-images; not serialised).
+    allow_outside: bool = field(default=False, compare=False, repr=False)
 
     @property
     def has_images(self) -> bool:
         return bool(self.images)
 
     def image_paths(self) -> list[Path]:
-        """Absolute image paths, resolved against the folder this record was read from."""
+        """Absolute image paths, resolved (links followed) against the folder this record was read from; a path that
+        lands outside that folder raises RecordError unless the record was read with `allow_outside`."""
         base = self.root or Path.cwd()
-        return [(base / p).resolve() for p in self.images]
+        if self.allow_outside:
+            return [(base / p).resolve() for p in self.images]
+        try:
+            return [inside(base, p, f"record {self.id!r}", f"images[{i}]") for i, p in enumerate(self.images)]
+        except FileSafetyError as exc:
+            raise RecordError(str(exc)) from None
 
     def choice_letters(self) -> str:
         return LETTERS[: len(self.choices or [])]
@@ -180,11 +188,15 @@ def record_from_dict(obj: Any, where: str = "<record>", root: Path | None = None
     _check(isinstance(images, list) and all(isinstance(p, str) and p for p in images), where, "images",
            "expected a list of relative paths")
     for i, p in enumerate(images):
+        full = (root or Path.cwd()) / p
         if not allow_outside:
             _check(not os.path.isabs(p), where, f"images[{i}]", f"{p!r} is absolute; paths are relative to the file")
             _check(".." not in Path(p).parts, where, f"images[{i}]", f"{p!r} leaves the data folder")
+            try:  # a link inside the folder can still point anywhere: resolve it
+                full = inside(root or Path.cwd(), p, where, f"images[{i}]")
+            except FileSafetyError as exc:
+                raise RecordError(f"{exc}; pass --allow-outside-images if you mean it") from None
         if check_images:
-            full = (root or Path.cwd()) / p
             _check(full.is_file(), where, f"images[{i}]", f"{p!r} does not exist (looked for {full})")
 
     for key in ("image_type", "caption"):
@@ -196,7 +208,7 @@ def record_from_dict(obj: Any, where: str = "<record>", root: Path | None = None
     extra = {k: v for k, v in obj.items() if k not in KNOWN_KEYS}
     return Record(id=rid, source=obj["source"], question=obj["question"], answer=obj["answer"], answer_type=atype,
                   choices=choices, images=list(images), image_type=obj.get("image_type"), caption=obj.get("caption"),
-                  meta=dict(meta), extra=extra, root=root)
+                  meta=dict(meta), extra=extra, root=root, allow_outside=allow_outside)
 
 
 def normalise_id(value: Any) -> Any:

@@ -26,9 +26,10 @@ Meta keys the official graders read (`record.meta`; every bench record also has 
 Images: parquet exports carry HF image structs `{bytes, path}`; they are written to
 `<out_dir>/images/<source>/<id>.<ext>`.
 Image files (ViRL39K, the GitHub layouts' `images/...` paths) are referenced in place when the output folder contains
-them, else hard-linked (or, across file systems, symlinked) to `<out_dir>/images/<source>/`, so records never point
+them, else hard-linked (or, across file systems, copied) to `<out_dir>/images/<source>/`, so records never point
 outside their folder. For the benchmarks, an image file that is absent, or a path leaving the data folder, is a warning
-(the record is kept without it, `meta.missing_images`); ViRL39K (training data) skips such rows.
+(the record is kept without it, `meta.missing_images`); ViRL39K (training data) refuses a path that resolves (links
+followed) outside the export's folder and skips a missing image. Two rows never write or link the same image file.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import io
 import math
 import os
 import re
+import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,9 +46,14 @@ from typing import Any, Callable, Iterator
 
 from infimmr_cli.data import gold
 from infimmr_cli.data.records import Record, RecordError, parse_json, read_json_file, read_text
-from infimmr_cli.files import writing
+from infimmr_cli.files import FileSafetyError, inside, writing
 
 VISION_ONLY_QUESTION = "Solve the problem shown in the image."
+
+
+class UnsafeOutput(RecordError):
+    """The output folder itself is unsafe (a planted link would send a write elsewhere): every row would hit it, so
+    prepare stops instead of keeping rows unscorable."""
 
 
 @dataclass
@@ -63,6 +70,7 @@ class PrepareContext:
     repairs: Counter = field(default_factory=Counter)
     warnings: list = field(default_factory=list)
     images_missing: int = 0
+    _owners: dict[str, tuple[Path | None, str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir).resolve()
@@ -81,33 +89,57 @@ class PrepareContext:
         data = struct["bytes"]
         ext = _image_ext(data, struct.get("path"))
         rel = Path("images") / source / f"{_safe(name)}{ext}"
+        self._claim(rel, None, where)
         dest = self.out_dir / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
+        self._inside(rel, where)  # an `images/` link planted in the output folder must not send the write elsewhere
         if not (dest.is_file() and dest.stat().st_size == len(data) and dest.read_bytes() == data):
             tmp = dest.with_name(f".{dest.name}.tmp")
             with writing(dest):  # a full disk names the image it could not write
+                tmp.unlink(missing_ok=True)  # never write through a link left under this name
                 tmp.write_bytes(data)
             os.replace(tmp, dest)
         self.images_written += 1
         return rel.as_posix()
 
-    def place_file(self, src: Path, source: str, rel_name: str) -> str:
-        """An image file that already exists: reference it in place if it lies under `out_dir`, else link it there."""
+    def place_file(self, src: Path, source: str, rel_name: str, where: str = "") -> str:
+        """An image file that already exists (the reader checked it lies in the export's folder): reference it in place
+        if it lies under `out_dir`, else hard-link it there (a copy across file systems: a symlink would point outside
+        the dataset, which every later stage refuses)."""
         src = src.resolve()
         try:
             return src.relative_to(self.out_dir).as_posix()
         except ValueError:
             pass
         rel = Path("images") / source / rel_name
+        self._claim(rel, src, f"{where}: image")
         dest = self.out_dir / rel
-        if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self._inside(rel, f"{where}: image")
+        if not (dest.is_file() and os.path.samefile(dest, src)):
+            tmp = dest.with_name(f".{dest.name}.tmp")
+            tmp.unlink(missing_ok=True)
             try:
-                os.link(src, dest)  # no copy, survives the source folder moving
+                os.link(src, tmp)  # no copy, survives the source folder moving
             except OSError:
-                os.symlink(src, dest)  # another file system
+                shutil.copyfile(src, tmp)  # another file system
+            os.replace(tmp, dest)  # a file left by an earlier export under this name is replaced, never reused
         self.images_linked += 1
         return rel.as_posix()
+
+    def _claim(self, rel: Path, src: Path | None, where: str) -> None:
+        """Two rows never share an image file name unless it is the same source file: a duplicate id must not
+        overwrite the image of the record before it. `where` names the row and the field."""
+        prev = self._owners.setdefault(rel.as_posix(), (src, where))
+        if prev != (src, where) and (src is None or prev[0] != src):
+            raise RecordError(f"{where}: {rel.as_posix()} is already the image of {prev[1]}; a duplicate id (or "
+                              f"image name) in the export, refusing to overwrite it")
+
+    def _inside(self, rel: Path, where: str) -> None:
+        try:
+            inside(self.out_dir, rel, where, "written to")
+        except FileSafetyError as exc:
+            raise UnsafeOutput(str(exc)) from None
 
 
 def _safe(name: str) -> str:
@@ -297,6 +329,8 @@ def _guarded(rows: Iterator[RawRow], ctx: PrepareContext, source: str, id_keys: 
             if raw.bad is not None:
                 raise RecordError(f"{raw.where}: <row>: {raw.bad}")
             yield convert(raw)
+        except UnsafeOutput:
+            raise
         except (RecordError, ValueError, TypeError, KeyError) as exc:
             reason = _reason(exc, raw.where) if isinstance(exc, RecordError) else f"{type(exc).__name__}: {exc}"
             yield _unscorable(raw, ctx, source, id_keys, reason)
@@ -362,6 +396,8 @@ def _saved(ctx: PrepareContext, raw: RawRow, struct: Any, source: str, rid: str,
     name = rid if key in ("image", "decoded_image") else f"{rid}_{key.rsplit('_', 1)[-1]}"
     try:
         return [ctx.save_image(struct, source, name, f"{raw.where}: {key}")]
+    except UnsafeOutput:
+        raise
     except RecordError as exc:
         ctx.images_missing += 1
         ctx.warn(rid, raw.where, "image missing", _reason(exc, raw.where))
@@ -458,10 +494,15 @@ def read_math500(path: Path, ctx: PrepareContext) -> Iterator[Record]:
     yield from _guarded(_json_rows(path, ctx), ctx, "math500", ("unique_id",), convert)
 
 
-def _virl_image(root: Path, rel: str) -> Path | None:
+def _virl_image(root: Path, rel: str, where: str = "") -> Path | None:
     """ViRL39K lists `images/Processed-….jpg` relative to the release folder; unzipping images.zip inside `images/`
-    nests them one level deeper (`images/images/…`), so look there too."""
-    for cand in (root / rel, root / "images" / rel):
+    nests them one level deeper (`images/images/…`), so look there too. A path that resolves (links followed) outside
+    the release folder is an error, never a file to link into the dataset."""
+    for sub in (rel, Path("images") / rel):
+        try:
+            cand = inside(root, sub, where, "image")
+        except FileSafetyError as exc:
+            raise RecordError(str(exc)) from None
         if cand.is_file():
             return cand
     return None
@@ -494,11 +535,11 @@ def read_virl39k(path: Path, ctx: PrepareContext) -> Iterator[Record]:
             rels = [rels]
         images = []
         for rel in rels:
-            src = _virl_image(root, str(rel))
+            src = _virl_image(root, str(rel), where)
             if src is None:
                 images = None
                 break
-            images.append(ctx.place_file(src, "virl39k", Path(str(rel)).name))
+            images.append(ctx.place_file(src, "virl39k", Path(str(rel)).name, where))
         if images is None:
             ctx.skipped["image file missing"] += 1
             continue

@@ -132,3 +132,6 @@ def save_hf_model(module, processor, out_dir: Path, is_main: bool) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         plain.save_pretrained(out_dir, state_dict=state, safe_serialization=True)
         processor.save_pretrained(out_dir)
+        from infimmr_cli.files import follow_umask
+
+        follow_umask(out_dir)  # transformers writes the weights 0600 whatever the umask

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from infimmr_cli.errors import UsageError
+from infimmr_cli.training.state_files import load_state, save_state
 
 
 def lr_lambda(warmup_steps: int, schedule: str, total_steps: int):
@@ -65,12 +66,14 @@ class TorchUpdater:
         return {"grad_norm": float(norm), "lr": lr}
 
     def save(self, ckpt_dir: Path, is_main: bool) -> None:
-        if is_main:
-            torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
-                       ckpt_dir / "optimizer.pt")
+        if is_main:  # safetensors + JSON, never a pickle (state_files.py)
+            save_state({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()},
+                       ckpt_dir, "optimizer")
 
     def load(self, ckpt_dir: Path) -> None:
-        state = torch.load(ckpt_dir / "optimizer.pt", map_location="cpu", weights_only=False)
+        state = load_state(ckpt_dir, "optimizer")
+        if not isinstance(state, dict) or not {"optimizer", "scheduler"} <= set(state):
+            raise UsageError(f"{ckpt_dir / 'optimizer.json'}: expected optimizer and scheduler state")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
 
@@ -136,8 +139,16 @@ class DeepSpeedUpdater:
         self.engine.save_checkpoint(str(ckpt_dir), tag=self.TAG)
 
     def load(self, ckpt_dir: Path) -> None:
-        path, _ = self.engine.load_checkpoint(str(ckpt_dir), tag=self.TAG, load_optimizer_states=True,
-                                              load_lr_scheduler_states=True)
+        from infimmr_cli.training.state_files import SafeDeepSpeedLoader
+
+        # DeepSpeed's loader unpickles (weights_only=False); ours reads the same shards with weights_only=True.
+        inner = self.engine.checkpoint_engine
+        self.engine.checkpoint_engine = SafeDeepSpeedLoader(inner)
+        try:
+            path, _ = self.engine.load_checkpoint(str(ckpt_dir), tag=self.TAG, load_optimizer_states=True,
+                                                  load_lr_scheduler_states=True)
+        finally:
+            self.engine.checkpoint_engine = inner
         if path is None:
             raise FileNotFoundError(f"{ckpt_dir}: no DeepSpeed state to resume from")
 
