@@ -289,10 +289,10 @@ def _build(cfg, dist, prompts, sampler, resume_from: Path | None) -> Run:
 
 
 def _push_weights(r: Run) -> None:
-    from infimmr_cli.training.model import hf_named_weights
+    from infimmr_cli.rollout.weights import full_weights
 
     base = getattr(r.updater.module, "module", r.updater.module)
-    r.engine.load_weights(hf_named_weights(base))
+    r.engine.load_weights(full_weights(base))
 
 
 def _export_final(r: Run, final: Path) -> None:
