@@ -3,6 +3,7 @@ wake order, GPU engine arguments and weight-push paths, per-request seeds, an ab
 
 Everything vLLM can show on CPU (prompts, image tokens, parity, pushes, caches, the commands) is in test_vllm_real.py."""
 
+import os
 import sys
 import types
 
@@ -115,14 +116,38 @@ def test_from_pretrained_passes_the_processor_pixel_range_and_colocation(fake_vl
 
 
 def test_on_cpu_sleep_mode_is_not_requested_and_generate_never_meets_a_sleeping_engine(fake_vllm, processor,
-                                                                                       tiny_model_dir):
+                                                                                       tiny_model_dir, monkeypatch):
     cpu = Platform(sleep=False, push="reload", request_seed=False)
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+    with pytest.raises(ValueError, match="in-process"):  # tensors cannot reach a worker process
+        VLLMEngine.from_pretrained(tiny_model_dir, processor, platform=cpu)
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING")
     engine = VLLMEngine.from_pretrained(tiny_model_dir, processor, platform=cpu, enable_sleep_mode=True)
+    assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
     assert engine.llm.init_kwargs["enable_sleep_mode"] is False and engine.llm.init_kwargs["enforce_eager"] is True
     assert engine.llm.init_kwargs["dtype"] == "float32"  # "auto" on CPU: fp32, as the HF engine
     engine.sleep()
     engine.generate([Request([{"role": "user", "content": "q"}])], SamplingSettings())
     assert engine.llm.log == ["generate"]
+
+
+def test_starting_the_engine_leaves_the_callers_random_state(fake_vllm, processor, tiny_model_dir, monkeypatch):
+    import random
+
+    import numpy as np
+
+    def reseeding_init(self, model=None, **kwargs):  # what vLLM's engine start does (set_random_seed)
+        random.seed(0), np.random.seed(0), torch.manual_seed(0)
+        FakeLLM.__init__(self, model, **kwargs)
+
+    monkeypatch.setattr(fake_vllm, "LLM", type("ReseedingLLM", (FakeLLM,), {"__init__": reseeding_init}))
+    torch.manual_seed(1234)
+    random.seed(1234)
+    expected = torch.rand(3), random.random()
+    torch.manual_seed(1234)
+    random.seed(1234)
+    VLLMEngine.from_pretrained(tiny_model_dir, processor, platform=GPU)
+    assert torch.equal(torch.rand(3), expected[0]) and random.random() == expected[1]
 
 
 def test_open_engine_builds_the_vllm_engine_when_asked(fake_vllm, tiny_model_dir):

@@ -17,6 +17,7 @@ Tested against vLLM itself (tests/test_vllm_real.py, `pytest -m vllm`); facts in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -74,6 +75,26 @@ class Platform:
 GPU = Platform(sleep=True, push="load_weights", request_seed=True)
 
 
+@contextlib.contextmanager
+def _global_rng_kept():
+    """Starting vLLM reseeds Python's, numpy's and torch's global generators (to its `seed`); put the caller's back.
+
+    The in-process engine samples with torch's default generator (CPU), so the trainer's seeding (seed + rank, and
+    the RNG state a checkpoint restores) is what makes rollouts differ between ranks and resume exactly.
+    """
+    import random
+
+    import numpy as np
+
+    states = random.getstate(), np.random.get_state(), torch.random.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.random.set_rng_state(states[2])
+
+
 def ties_embeddings(model_dir: str | Path) -> bool:
     """Whether the model's output layer is its input embedding (config.json, top level or text_config)."""
     cfg = json.loads((Path(model_dir) / "config.json").read_text())
@@ -125,6 +146,9 @@ class VLLMEngine:
         cpu = platform.push == "reload"
         if cpu:  # vllm.envs reads this when the engine starts
             os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+            if os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] != "0":
+                raise ValueError("VLLM_ENABLE_V1_MULTIPROCESSING: on CPU the engine must run in-process (unset it or "
+                                 "set 0): weights are pushed as tensors, which a worker process cannot receive")
         from vllm import LLM
 
         lo, hi, _ = pixel_limits(processor)
@@ -140,7 +164,8 @@ class VLLMEngine:
             kwargs["enable_sleep_mode"] = False  # refused by the platform ("Sleep mode is not supported")
         kwargs["mm_processor_kwargs"] = {**kwargs.get("mm_processor_kwargs", {}), "min_pixels": lo, "max_pixels": hi}
         dtype = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}.get(dtype, dtype)
-        llm = LLM(model=str(model_dir), dtype=dtype, trust_remote_code=trust_remote_code, **kwargs)
+        with _global_rng_kept():
+            llm = LLM(model=str(model_dir), dtype=dtype, trust_remote_code=trust_remote_code, **kwargs)
         platform = Platform(sleep=bool(kwargs["enable_sleep_mode"]), push=platform.push,
                             request_seed=platform.request_seed)
         return cls(llm, processor, sleep_level=sleep_level, platform=platform, tied=ties_embeddings(model_dir))
