@@ -212,6 +212,21 @@ def test_train_phase_with_vllm_runs_and_resume_continues_exactly(models, train_d
     assert any(not torch.equal(a[k], init[k]) for k in a)  # the pushed weights moved: vLLM rolled out new policies
 
 
+def test_the_learnable_reward_rises_with_vllm_rollouts(models, train_data, tmp_path):
+    """As tests/test_train_phase.py's learning test, with every rollout from vLLM: the pushed weights are used."""
+    from conftest import REPO
+
+    sets = ["prompts_per_step=4", "group_size=8", "update_batch=4", "micro_batch=16", "max_response_len=12", "beta=0",
+            "lr=1e-2", "save_every=100", "deepspeed=", 'vllm={"max_model_len": 1024}']
+    run_cli("train-phase", "--config", "recipes/phases/fra.json", "--data", train_data, "--init", models["a"][0],
+            "--out", tmp_path / "learn", "--steps", "30", "--engine", "vllm",
+            "--reward", f"{train_data.parent / 'share_reward.py'}:share", *(x for s in sets for x in ("--set", s)),
+            cwd=REPO)
+    rewards = [r["reward_mean"] for r in _metrics(tmp_path / "learn")]
+    first, last = sum(rewards[:5]) / 5, sum(rewards[-5:]) / 5
+    assert last > first + 0.2, rewards
+
+
 @pytest.mark.parametrize("command", ["eval", "caption"])
 def test_eval_and_caption_write_the_same_records_with_either_engine(command, models, train_data, tmp_path):
     path = models["a"][0]
