@@ -1,7 +1,8 @@
 """The vLLM adapter against a fake `vllm` module, for what vLLM's CPU build cannot show here: sleep mode and the safe
 wake order, GPU engine arguments and weight-push paths, per-request seeds, an aborted request.
 
-Everything vLLM can show on CPU (prompts, image tokens, parity, pushes, caches, the commands) is in test_vllm_real.py."""
+Everything vLLM can show on CPU (prompts, image tokens, parity, pushes, caches, the commands) is in
+test_vllm_real.py."""
 
 import os
 import sys

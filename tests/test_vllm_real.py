@@ -1,4 +1,6 @@
-"""Our vLLM engine against vLLM itself (CPU build): `scripts/setup_vllm.sh`, then `.venv-vllm/bin/python -m pytest -m vllm`.
+"""Our vLLM engine against vLLM itself (CPU build).
+
+Set up with `scripts/setup_vllm.sh`, run with `.venv-vllm/bin/python -m pytest -m vllm`.
 
 Every test compares with the HF engine on the same tiny model, whose greedy outputs differ between prompts, images and
 seeds (checked here too, so no comparison passes vacuously). One in-process engine serves the module; tests that push
@@ -195,7 +197,8 @@ def test_train_phase_with_vllm_runs_and_resume_continues_exactly(models, train_d
     sets = ["prompts_per_step=4", "group_size=4", "update_batch=2", "micro_batch=4", "max_response_len=8",
             "beta=0.01", "lr=1e-2", "mu=2", "deepspeed=", "save_every=3", 'vllm={"max_model_len": 1024}']
     args = ["train-phase", "--config", "recipes/phases/mre.json", "--data", str(train_data), "--init", str(path),
-            "--engine", "vllm", "--reward", f"{train_data.parent / 'share_reward.py'}:length",  # dense: every step learns
+            # the dense "length" reward: every step changes the weights that are pushed to vLLM
+            "--engine", "vllm", "--reward", f"{train_data.parent / 'share_reward.py'}:length",
             *(x for s in sets for x in ("--set", s))]
     from conftest import REPO
 
