@@ -130,6 +130,12 @@ def test_image_token_counts_equal_the_hf_processor(engine, models, size):
     hf_ids = processor(text=[engine.prompt(req)["prompt"]], images=[image], return_tensors="pt")["input_ids"][0]
     out = engine.llm.generate([engine.prompt(req)], engine.sampling_params(GREEDY), use_tqdm=False)[0]
     assert list(out.prompt_token_ids).count(pad) == int((hf_ids == pad).sum()) > 1
+    # The pixel limits reach vLLM itself: an image we did not resize is resized by vLLM as by the HF processor.
+    raw = Image.new("RGB", size, (90, 40, 10))
+    raw_hf = processor(text=[engine.prompt(req)["prompt"]], images=[raw], return_tensors="pt")["input_ids"][0]
+    raw_out = engine.llm.generate([{"prompt": engine.prompt(req)["prompt"], "multi_modal_data": {"image": [raw]}}],
+                                  engine.sampling_params(GREEDY), use_tqdm=False)[0]
+    assert list(raw_out.prompt_token_ids).count(pad) == int((raw_hf == pad).sum())
 
 
 def test_seeded_sampling_repeats_and_differs_between_seeds(engine):
