@@ -13,6 +13,16 @@ REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
 
 
+def pytest_collection_modifyitems(config, items):
+    """The vLLM tier runs only when asked for (`-m vllm`, in .venv-vllm); a plain run deselects it."""
+    if "vllm" in (config.option.markexpr or ""):
+        return
+    drop = [item for item in items if item.get_closest_marker("vllm") is not None]
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = [item for item in items if item.get_closest_marker("vllm") is None]
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     from infimmr_cli.modeling import build_tiny
@@ -43,6 +53,11 @@ def run_cli(*args: str, cwd: Path | None = None, check: bool = True, timeout: fl
 SHARE_REWARD = '''
 def share(completion, record):
     value = completion.count("1") / max(1, len(completion))
+    return {"overall": value, "format": 0.0, "accuracy": value}
+
+
+def length(completion, record):  # varies within every group: a gradient on every step, whatever the model says
+    value = min(1.0, len(completion) / 40)
     return {"overall": value, "format": 0.0, "accuracy": value}
 '''
 

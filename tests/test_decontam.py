@@ -14,6 +14,7 @@ from conftest import run_cli
 from infimmr_cli.commands import decontam
 from infimmr_cli.curation.embeddings import (EmbedItem, EmbeddingCache, GMEEmbedder, above, best_matches, build_prompt,
                                     content_key, embed_all)
+from infimmr_cli.modeling import TinySizes
 from infimmr_cli.errors import UsageError
 from infimmr_cli.curation.ngrams import BenchIndex, build_index, exact_key, naive_pair_match, word_ngrams, words
 
@@ -301,7 +302,7 @@ def test_tiny_gme_pooling_ignores_right_padding(tiny_model_dir, tmp_path):
     long = EmbedItem("A much longer question text that pads the short one on the right when batched together.")
     alone = emb.embed([short])
     batched = emb.embed([short, long])
-    assert batched.shape == (2, 64)
+    assert batched.shape == (2, TinySizes().hidden)
     assert np.linalg.norm(batched, axis=1) == pytest.approx([1.0, 1.0], abs=1e-5)
     assert np.abs(alone[0] - batched[0]).max() < 1e-5
 

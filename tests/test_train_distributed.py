@@ -44,7 +44,7 @@ def _rows(out):
 def test_two_processes_train_save_and_resume_exactly(stage, tmp_path, train_data, tiny_model_dir):
     common = ["--phase", "mre", "--data", train_data, "--init", tiny_model_dir,
               "--deepspeed", REPO / "recipes" / f"ds_zero{stage}.json",
-              "--reward", f"{train_data.parent / 'share_reward.py'}:share",
+              "--reward", f"{train_data.parent / 'share_reward.py'}:length",  # dense: every step learns
               "--set", "prompts_per_step=4", "--set", "group_size=4", "--set", "update_batch=2",
               "--set", "micro_batch=4", "--set", "max_response_len=8", "--set", "beta=0.01", "--set", "lr=1e-2",
               "--set", "save_every=2"]

@@ -1,20 +1,20 @@
-"""The vLLM adapter against a fake `vllm` module that records every call (no GPU, no vllm install needed)."""
+"""The vLLM adapter against a fake `vllm` module, for what vLLM's CPU build cannot show here: sleep mode and the safe
+wake order, GPU engine arguments and weight-push paths, per-request seeds, an aborted request.
 
+Everything vLLM can show on CPU (prompts, image tokens, parity, pushes, caches, the commands) is in
+test_vllm_real.py."""
+
+import os
 import sys
 import types
-from contextlib import contextmanager
 
 import pytest
 import torch
-from PIL import Image
 
-from infimmr_cli.data.images import load_image, pixel_limits
-from infimmr_cli.modeling import load_model, load_processor
-from infimmr_cli.data.prompt import build_messages
-from infimmr_cli.data.records import Record
+from infimmr_cli.data.images import pixel_limits
+from infimmr_cli.modeling import load_processor
 from infimmr_cli.rollout import Request, SamplingSettings, open_engine
-from infimmr_cli.rollout.vllm import VLLMEngine, find_vllm_model
-from infimmr_cli.rollout.weights import hf_weight_name, iter_full_weights
+from infimmr_cli.rollout.vllm import GPU, Platform, VLLMEngine, find_vllm_model
 
 
 # ---- the fake vLLM ------------------------------------------------------------------------------------------------
@@ -57,7 +57,8 @@ class FakeLLM:
         else:
             driver = None
             self.collective_rpc = lambda fn, args=(): [fn(worker, *args)]
-        self.llm_engine = types.SimpleNamespace(model_executor=types.SimpleNamespace(driver_worker=driver))
+        self.llm_engine = types.SimpleNamespace(model_executor=types.SimpleNamespace(driver_worker=driver),
+                                                reset_encoder_cache=lambda: self.log.append("reset_encoder_cache"))
 
     def generate(self, prompts, params, use_tqdm=True):
         self.log.append("generate")
@@ -97,63 +98,61 @@ def make_engine(processor, shape="driver", **kw):
     return VLLMEngine(FakeLLM(shape=shape), processor, **kw)
 
 
-def image_request(tmp_path, processor, sizes=((90, 70), (333, 97))):
-    paths = []
-    for i, (w, h) in enumerate(sizes):
-        Image.new("RGB", (w, h), (20 * i, 100, 30)).save(tmp_path / f"im{i}.png")
-        paths.append(f"im{i}.png")
-    rec = Record(id="1", source="t", question="Find x.", answer="2", answer_type="math", images=paths, root=tmp_path)
-    images = [load_image(p, *pixel_limits(processor)) for p in rec.image_paths()]
-    return Request(build_messages(rec), images), images
-
-
-# ---- prompts and images -------------------------------------------------------------------------------------------
-def test_prompt_holds_one_unexpanded_pad_per_image_and_the_resized_images(fake_vllm, processor, tmp_path):
-    engine = make_engine(processor)
-    req, images = image_request(tmp_path, processor)
-    engine.generate([req, Request(build_messages(Record(id="2", source="t", question="1+1?", answer="2",
-                                                        answer_type="math")))], SamplingSettings(max_new_tokens=4))
-    prompts, _ = engine.llm.generated[0]
-    first, second = prompts
-    assert first["prompt"].count("<|image_pad|>") == 2
-    assert first["prompt"].count("<|vision_start|><|image_pad|><|vision_end|>") == 2
-    assert first["prompt"].endswith("<|im_start|>assistant\n")
-    assert [im.size for im in first["multi_modal_data"]["image"]] == [im.size for im in images]
-    assert all(a is b for a, b in zip(first["multi_modal_data"]["image"], images))  # already on the grid: untouched
-    assert "multi_modal_data" not in second and "<|image_pad|>" not in second["prompt"]
-
-
-def test_an_image_off_the_grid_is_resized_like_images_py_would(fake_vllm, processor, tmp_path):
-    engine = make_engine(processor)
-    req, images = image_request(tmp_path, processor, sizes=((333, 97),))
-    raw = Image.open(tmp_path / "im0.png").convert("RGB")
-    out = engine.prompt(Request(req.messages, [raw]))
-    assert out["multi_modal_data"]["image"][0].size == images[0].size != raw.size
-
-
-def test_a_prompt_whose_pads_do_not_match_its_images_is_refused(fake_vllm, processor, tmp_path):
-    engine = make_engine(processor)
-    req, images = image_request(tmp_path, processor)
-    with pytest.raises(ValueError, match="2 <\\|image_pad\\|> for 1 images"):
-        engine.prompt(Request(req.messages, images[:1]))
-
-
+# ---- engine arguments on a GPU ---------------------------------------------------------------------------------
 def test_from_pretrained_passes_the_processor_pixel_range_and_colocation(fake_vllm, processor, tiny_model_dir,
                                                                         monkeypatch):
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "2")
-    engine = VLLMEngine.from_pretrained(tiny_model_dir, processor, dtype="bf16", gpu_memory_utilization=0.3)
+    engine = VLLMEngine.from_pretrained(tiny_model_dir, processor, dtype="bf16", gpu_memory_utilization=0.3,
+                                        platform=GPU)
     kw = engine.llm.init_kwargs
     lo, hi, _ = pixel_limits(processor)
     assert kw["mm_processor_kwargs"] == {"min_pixels": lo, "max_pixels": hi}
     assert (kw["model"], kw["dtype"], kw["gpu_memory_utilization"]) == (str(tiny_model_dir), "bfloat16", 0.3)
     assert kw["distributed_executor_backend"] == "external_launcher" and kw["enable_sleep_mode"] is True
     monkeypatch.delenv("RANK")
-    assert "distributed_executor_backend" not in VLLMEngine.from_pretrained(tiny_model_dir, processor).llm.init_kwargs
+    assert "distributed_executor_backend" not in VLLMEngine.from_pretrained(tiny_model_dir, processor,
+                                                                            platform=GPU).llm.init_kwargs
+    assert engine.tied is True  # the tiny model ties lm_head to the embedding, as Qwen2.5-VL-3B does
+
+
+def test_on_cpu_sleep_mode_is_not_requested_and_generate_never_meets_a_sleeping_engine(fake_vllm, processor,
+                                                                                       tiny_model_dir, monkeypatch):
+    cpu = Platform(sleep=False, push="reload", request_seed=False)
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
+    with pytest.raises(ValueError, match="in-process"):  # tensors cannot reach a worker process
+        VLLMEngine.from_pretrained(tiny_model_dir, processor, platform=cpu)
+    monkeypatch.delenv("VLLM_ENABLE_V1_MULTIPROCESSING")
+    engine = VLLMEngine.from_pretrained(tiny_model_dir, processor, platform=cpu, enable_sleep_mode=True)
+    assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+    assert engine.llm.init_kwargs["enable_sleep_mode"] is False and engine.llm.init_kwargs["enforce_eager"] is True
+    assert engine.llm.init_kwargs["dtype"] == "float32"  # "auto" on CPU: fp32, as the HF engine
+    engine.sleep()
+    engine.generate([Request([{"role": "user", "content": "q"}])], SamplingSettings())
+    assert engine.llm.log == ["generate"]
+
+
+def test_starting_the_engine_leaves_the_callers_random_state(fake_vllm, processor, tiny_model_dir, monkeypatch):
+    import random
+
+    import numpy as np
+
+    def reseeding_init(self, model=None, **kwargs):  # what vLLM's engine start does (set_random_seed)
+        random.seed(0), np.random.seed(0), torch.manual_seed(0)
+        FakeLLM.__init__(self, model, **kwargs)
+
+    monkeypatch.setattr(fake_vllm, "LLM", type("ReseedingLLM", (FakeLLM,), {"__init__": reseeding_init}))
+    torch.manual_seed(1234)
+    random.seed(1234)
+    expected = torch.rand(3), random.random()
+    torch.manual_seed(1234)
+    random.seed(1234)
+    VLLMEngine.from_pretrained(tiny_model_dir, processor, platform=GPU)
+    assert torch.equal(torch.rand(3), expected[0]) and random.random() == expected[1]
 
 
 def test_open_engine_builds_the_vllm_engine_when_asked(fake_vllm, tiny_model_dir):
-    engine, proc = open_engine(tiny_model_dir, engine="vllm", max_model_len=512)
+    engine, proc = open_engine(tiny_model_dir, engine="vllm", max_model_len=512, platform=GPU)
     assert isinstance(engine, VLLMEngine) and engine.llm.init_kwargs["max_model_len"] == 512
     assert pixel_limits(proc) == (engine.min_pixels, engine.max_pixels, engine.factor)
 
@@ -172,17 +171,19 @@ def test_sampling_settings_translate_to_vllm(fake_vllm, processor, settings, exp
     im_end = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert {k: params.kwargs[k] for k in expected} == expected
     assert im_end in params.kwargs["stop_token_ids"]
+    cpu = make_engine(processor, platform=Platform(sleep=False, push="reload", request_seed=False))
+    assert cpu.sampling_params(settings).kwargs["seed"] is None  # a split prefill crashes seeded requests on CPU
 
 
 def test_completions_come_back_in_request_order_with_finish_reasons(fake_vllm, processor, monkeypatch):
     im_end = processor.tokenizer.convert_tokens_to_ids("<|im_end|>")
-    monkeypatch.setattr(FakeLLM, "script", [([5, 6, im_end], "stop"), ([7, 8, 9], "length")])
+    monkeypatch.setattr(FakeLLM, "script", [([300, 301, im_end], "stop"), ([302, 303, 304], "length")])
     engine = make_engine(processor)
     reqs = [Request([{"role": "user", "content": [{"type": "text", "text": f"q{i}"}]}]) for i in range(3)]
     out = engine.generate(reqs, SamplingSettings(n=2, max_new_tokens=3))
-    assert [[c.text for c in o] for o in out] == [["text0.0", "text0.1"], ["text1.0", "text1.1"], ["text2.0", "text2.1"]]
-    assert [o[0].finish_reason for o in out] == ["stop", "length", "stop"]
-    assert out[0][0].token_ids == [5, 6] and out[1][0].token_ids == [7, 8, 9]  # end token dropped, like HFEngine
+    assert [[c.token_ids for c in o] for o in out] == [[[300, 301]] * 2, [[302, 303, 304]] * 2, [[300, 301]] * 2]
+    assert out[1][0].text == processor.tokenizer.decode([302, 303, 304]) != "text1.0"  # from the ids, as HFEngine
+    assert [o[0].finish_reason for o in out] == ["stop", "length", "stop"]  # end token dropped, as HFEngine does
     monkeypatch.setattr(FakeLLM, "script", [([5], "abort")])
     with pytest.raises(RuntimeError, match="finish_reason 'abort'"):
         engine.generate(reqs[:1], SamplingSettings())
@@ -199,7 +200,7 @@ def test_a_training_step_wakes_in_the_safe_order(fake_vllm, processor):
     engine.generate(req, SamplingSettings())
     engine.sleep()
     assert engine.llm.log == ["generate", "sleep(1)", "wake_up(weights)", "load_weights", "reset_prefix_cache",
-                              "reset_prefix_cache", "wake_up(kv_cache)", "generate", "sleep(1)"]
+                              "reset_encoder_cache", "reset_prefix_cache", "wake_up(kv_cache)", "generate", "sleep(1)"]
 
 
 def test_generating_while_asleep_wakes_first_and_sleep_is_idempotent(fake_vllm, processor):
@@ -231,67 +232,4 @@ def test_find_model_and_push_weights_through_each_shape(fake_vllm, processor, sh
                          ("model.visual.blocks.0.attn.qkv.weight", torch.zeros(3))])
     assert [n for n, _ in engine.llm.model.received] == ["model.language_model.layers.0.self_attn.q_proj.weight",
                                                          "model.visual.blocks.0.attn.qkv.weight"]
-
-
-@pytest.mark.parametrize("name, expected", [
-    ("model.layers.0.mlp.up_proj.weight", "model.layers.0.mlp.up_proj.weight"),
-    ("base_model.model.model.layers.0.mlp.up_proj.base_layer.weight", "model.layers.0.mlp.up_proj.weight"),
-    ("base_model.model.model.layers.0.mlp.up_proj.base_layer.bias", "model.layers.0.mlp.up_proj.bias"),
-    ("base_model.model.model.layers.0.mlp.up_proj.lora_B.default.weight", None),
-    ("base_model.model.model.embed_tokens.lora_embedding_A.default", None),
-    ("base_model.model.lm_head.modules_to_save.default.weight", "lm_head.weight"),
-    ("base_model.model.lm_head.original_module.weight", None),
-])
-def test_hf_weight_name_strips_peft_wrapping(name, expected):
-    assert hf_weight_name(name) == expected
-
-
-# ---- full weights from the trainer's model ------------------------------------------------------------------------
-def test_plain_module_yields_its_own_names_and_tensors():
-    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU(), torch.nn.Linear(2, 1))
-    got = dict(iter_full_weights(net))
-    assert got.keys() == dict(net.named_parameters()).keys()
-    assert all(torch.equal(got[n], p) for n, p in net.named_parameters())
-
-
-def test_zero3_parameters_are_gathered_one_at_a_time(monkeypatch):
-    import deepspeed
-
-    calls = []
-
-    @contextmanager
-    def fake_gather(params, modifier_rank=None):
-        calls.append(len(params))
-        yield
-
-    monkeypatch.setattr(deepspeed.zero, "GatheredParameters", fake_gather)
-    net = torch.nn.Linear(3, 2)
-    for p in net.parameters():
-        p.ds_id = 1  # what ZeRO-3 tags partitioned parameters with
-    got = list(iter_full_weights(net))
-    assert calls == [1, 1] and [n for n, _ in got] == ["weight", "bias"]
-    assert got[0][1].data_ptr() != net.weight.data_ptr()  # a copy: the gathered storage is released afterwards
-
-
-def test_lora_is_merged_into_hf_names_and_unmerged_after(tiny_model_dir, processor):
-    from peft import LoraConfig, get_peft_model
-
-    base, _ = load_model(tiny_model_dir)
-    base_names = [n for n, _ in base.named_parameters()]
-    target = next(n for n in base_names if n.endswith("layers.0.self_attn.q_proj.weight"))
-    w0 = dict(base.named_parameters())[target].detach().clone()
-    peft_model = get_peft_model(base, LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
-    layer = peft_model.get_submodule("base_model.model." + target.rsplit(".", 1)[0])
-    torch.manual_seed(0)
-    torch.nn.init.normal_(layer.lora_B["default"].weight)
-    expected = w0 + (4 / 2) * layer.lora_B["default"].weight @ layer.lora_A["default"].weight
-
-    pushed = dict(iter_full_weights(peft_model))
-    assert list(pushed) == base_names  # HF names, nothing of LoRA left
-    torch.testing.assert_close(pushed[target], expected)
-    torch.testing.assert_close(layer.base_layer.weight.detach(), w0)  # training continues un-merged
-    assert not layer.merged
-
-    engine = make_engine(processor)
-    engine.load_weights(iter_full_weights(peft_model))
-    assert [n for n, _ in engine.llm.model.received] == base_names
+    assert engine.llm.log[-2:] == ["reset_prefix_cache", "reset_encoder_cache"]

@@ -85,11 +85,9 @@ def _load_for_export(ckpt: Path, dtype: str, trust_remote_code: bool):
         if not base_dir or not Path(base_dir).is_dir():
             raise UsageError(f"{ckpt}: LoRA adapter whose base model {base_dir!r} is not a local directory")
         base, processor = load_model(base_dir, dtype=dtype, trust_remote_code=trust_remote_code)
-        model = PeftModel.from_pretrained(base, str(ckpt)).merge_and_unload()
-        return model, processor
+        # merged as it is written, by the same path as training's checkpoints and the rollout push
+        return PeftModel.from_pretrained(base, str(ckpt)), processor
     model, processor = load_model(ckpt, dtype=dtype, trust_remote_code=trust_remote_code)
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
     if processor is None:
         processor = load_processor(ckpt, trust_remote_code=trust_remote_code)
     return model, processor
@@ -133,6 +131,7 @@ def run(ckpt: str | Path, out: str | Path, dtype: str = "bf16", trust_remote_cod
 def _export(src: Path, out: Path, dtype: str, trust_remote_code: bool, console: Console) -> Path:
     from infimmr_cli.modeling import resolve_dtype
     from infimmr_cli.provenance import write_provenance
+    from infimmr_cli.rollout.weights import save_hf_model
 
     torch_dtype = resolve_dtype(dtype)
     console.print(f"export: {src} -> {out} ({dtype})")
@@ -143,8 +142,7 @@ def _export(src: Path, out: Path, dtype: str, trust_remote_code: bool, console: 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         with storage_errors(out):  # a full disk: one line naming --out; nothing appears there
-            model.save_pretrained(tmp, safe_serialization=True)
-            processor.save_pretrained(tmp)
+            save_hf_model(model, processor, tmp)  # LoRA merged, tied names left to the config as transformers saves
             chain = lineage(src)
             write_provenance(out, "export", {"dtype": dtype, "trust_remote_code": trust_remote_code},
                              {"checkpoint": src}, path=tmp / "lineage.json", **chain)

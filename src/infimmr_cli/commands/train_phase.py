@@ -382,7 +382,8 @@ def _build(cfg, dist, prompts, sampler, resume_from: Path | None) -> Run:
 
     from infimmr_cli.rollout.base import SamplingSettings
     from infimmr_cli.rollout.hf import HFEngine
-    from infimmr_cli.training.model import LoraSettings, build_policy, build_reference, is_zero3
+    from infimmr_cli.rollout.weights import is_zero3
+    from infimmr_cli.training.model import LoraSettings, build_policy, build_reference
     from infimmr_cli.training.updater import make_updater
 
     random.seed(cfg.seed + dist.rank)
@@ -420,9 +421,9 @@ def _build(cfg, dist, prompts, sampler, resume_from: Path | None) -> Run:
 
 
 def _push_weights(r: Run) -> None:
-    from infimmr_cli.training.model import hf_named_weights
+    from infimmr_cli.rollout.weights import full_weights
 
-    r.engine.load_weights(hf_named_weights(r.updater.model))
+    r.engine.load_weights(full_weights(r.updater.model))
 
 
 def _export_final(r: Run, final: Path) -> None:
@@ -430,7 +431,7 @@ def _export_final(r: Run, final: Path) -> None:
     import shutil
 
     from infimmr_cli.training import distributed
-    from infimmr_cli.training.model import save_hf_model
+    from infimmr_cli.rollout.weights import save_hf_model
 
     tmp = final.with_name(".final.tmp")
     if r.dist.is_main:

@@ -1,4 +1,4 @@
-"""Generation engines behind one small interface: HF `generate` (CPU, fallback) and colocated vLLM (GPU)."""
+"""Generation engines behind one small interface: HF `generate` and colocated vLLM (GPU, or its CPU build)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,19 @@
-"""Full policy weights under Hugging Face names, for pushing into a rollout engine after an optimizer step.
+"""Full policy weights under Hugging Face names: the one path behind the rollout push, checkpoints' `final/` and export.
 
 The trainer's model may be a DeepSpeed engine, partitioned by ZeRO-3, and/or wrapped by peft LoRA. An inference engine
-wants none of that: it wants each full tensor under the name the HF checkpoint uses. `iter_full_weights` gives exactly
-that and leaves the trainer's model as it found it.
+and an exported directory want none of that: each full tensor under the name the HF checkpoint uses, LoRA merged in.
+`full_weights` gives exactly that and leaves the trainer's model as it found it:
+- state_dict semantics: a tied weight comes under each of its names (`lm_head.weight` beside the embedding), since an
+  engine that keeps its own copy of the output layer would otherwise generate with the old one;
+- LoRA is merged with peft's own delta (`LoraLayer.get_delta_weight`, what `merge_adapter` adds) into a copy of the
+  base weight, so the training weights are never merged and unmerged in place (no bf16 round-off drift);
+- under ZeRO-3 each parameter (with its LoRA factors) is gathered alone, so at most one full matrix is held at a time.
 """
 
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Iterable, Iterator
 
 import torch
@@ -40,13 +46,14 @@ def hf_weight_name(name: str) -> str | None:
     return ".".join(out)
 
 
-def _is_partitioned(params: Iterable[torch.nn.Parameter]) -> bool:
+def is_zero3(module: torch.nn.Module) -> bool:
     # ZeRO-3 tags every parameter it manages with `ds_id` and keeps only a shard in `.data`.
-    return any(hasattr(p, "ds_id") for p in params)
+    return any(hasattr(p, "ds_id") for p in module.parameters())
 
 
 @contextlib.contextmanager
-def _gathered(params: list[torch.nn.Parameter], enabled: bool):
+def gathered(params: list[torch.nn.Parameter], enabled: bool):
+    """Full tensors of ZeRO-3 partitioned parameters inside the block (collective: every rank must enter)."""
     if not enabled:
         yield
         return
@@ -56,29 +63,96 @@ def _gathered(params: list[torch.nn.Parameter], enabled: bool):
         yield
 
 
-def iter_full_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yield (HF name, full tensor) for every policy weight; LoRA merged in, ZeRO-3 shards gathered.
+def _lora_layers(module: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """peft LoRA layers by module name ({} without peft or adapters)."""
+    try:
+        from peft.tuners.lora import LoraLayer
+    except ImportError:
+        return {}
+    return {name: m for name, m in module.named_modules() if isinstance(m, LoraLayer)}
 
-    Plain model: each parameter as it is. ZeRO-3: one parameter gathered at a time and cloned (the gathered storage is
-    released when the next one is fetched). LoRA: all parameters gathered (ZeRO-3) while the adapter is merged, copies
-    of the merged base weights yielded, then the adapter is unmerged so training continues on the un-merged weights.
-    Every rank must iterate to the end together under ZeRO-3: gathering is collective.
+
+def _merged(base: torch.Tensor, layer) -> torch.Tensor:
+    """A copy of `base` with the layer's active adapters added, as peft's merge would."""
+    out = base.detach().clone()
+    if getattr(layer, "merged", False) or getattr(layer, "disable_adapters", False):
+        return out  # already in the base weight, or switched off
+    for adapter in layer.active_adapters:
+        if adapter not in layer.lora_A and adapter not in getattr(layer, "lora_embedding_A", {}):
+            continue
+        if layer.use_dora.get(adapter, False):
+            raise NotImplementedError("LoRA with DoRA: merging it for a weight push is not supported")
+        out += layer.get_delta_weight(adapter).to(out.dtype)
+    return out
+
+
+def full_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yield (HF name, full tensor) for every policy weight, tied names included; LoRA merged, ZeRO-3 gathered.
+
+    Tensors of a plain model are the parameters themselves (detached); merged or gathered ones are copies.
+    Under ZeRO-3 every rank must iterate to the end together: gathering is collective.
     """
     module = getattr(model, "module", model)  # a DeepSpeed engine wraps the model in `.module`
-    params = list(module.parameters())
-    zero3 = _is_partitioned(params)
-    if hasattr(module, "merge_adapter") and hasattr(module, "peft_config"):
-        with _gathered(params, zero3), torch.no_grad():
-            module.merge_adapter()
-            try:
-                for name, p in module.named_parameters():
-                    hf = hf_weight_name(name)
-                    if hf is not None:
-                        # cloned: unmerging edits these tensors in place, and a consumer may keep them past that
-                        yield hf, p.data.detach().clone()
-            finally:
-                module.unmerge_adapter()
-        return
-    for name, p in module.named_parameters():
-        with _gathered([p], zero3):
-            yield name, (p.data.detach().clone() if zero3 else p.data.detach())
+    zero3 = is_zero3(module)
+    lora = _lora_layers(module)
+    suffix = ".base_layer.weight"
+    with torch.no_grad():
+        for name, p in module.named_parameters(remove_duplicate=False):
+            hf = hf_weight_name(name)
+            if hf is None:
+                continue
+            layer = lora.get(name[:-len(suffix)]) if name.endswith(suffix) else None
+            params = [p] if layer is None else list(layer.parameters())
+            with gathered(params, zero3):
+                if layer is not None:
+                    tensor = _merged(p, layer)
+                else:
+                    tensor = p.detach().clone() if zero3 else p.detach()
+            yield hf, tensor
+
+
+def tied_names(module: torch.nn.Module) -> set[str]:
+    """HF names that only alias another parameter (a tied `lm_head.weight`): a saved checkpoint leaves them out."""
+    module = getattr(module, "module", module)
+    first = {n for n, _ in module.named_parameters()}
+    return {hf_weight_name(n) for n, _ in module.named_parameters(remove_duplicate=False) if n not in first} - {None}
+
+
+def save_hf_model(model: torch.nn.Module, processor, out_dir: str | Path, is_main: bool = True) -> None:
+    """A plain HF model directory (safetensors + config + processor) from `full_weights`; written by rank 0 only.
+
+    Every rank must call it under ZeRO-3 (gathering is collective).
+    """
+    module = model  # callers pass the unwrapped model (the updater's `model`)
+    plain = module.get_base_model() if hasattr(module, "get_base_model") else module
+    skip = tied_names(module)
+    state = {}
+    for name, tensor in full_weights(module):
+        if is_main and name not in skip:
+            state[name] = tensor.cpu().contiguous()
+    if is_main:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plain.save_pretrained(out_dir, state_dict=state, safe_serialization=True)
+        processor.save_pretrained(out_dir)
+        from infimmr_cli.files import follow_umask
+
+        follow_umask(out_dir)  # transformers writes the weights 0600 whatever the umask
+
+
+def with_tied_head(weights: Iterable[tuple[str, torch.Tensor]], tied: bool) -> Iterator[tuple[str, torch.Tensor]]:
+    """The pairs as given, plus `lm_head.weight` from the embedding when the model ties them and the push lacks it.
+
+    A push through `named_parameters()` leaves the tied head out, and an engine that keeps its own copy of the output
+    layer (vLLM on CPU repacks it) would keep generating with the old one.
+    """
+    embed = None
+    has_head = False
+    for name, tensor in weights:
+        if name == "lm_head.weight":
+            has_head = True
+        elif name.endswith("embed_tokens.weight") and "visual" not in name:
+            embed = tensor
+        yield name, tensor
+    if tied and not has_head and embed is not None:
+        yield "lm_head.weight", embed

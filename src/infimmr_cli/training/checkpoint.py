@@ -23,7 +23,7 @@ import torch
 from infimmr_cli.files import atomic_write_text
 from infimmr_cli.provenance import write_record
 from infimmr_cli.training import distributed
-from infimmr_cli.training.model import save_hf_model
+from infimmr_cli.rollout.weights import save_hf_model
 from infimmr_cli.training import state_files
 
 STEP_DIR = re.compile(r"^step-(\d+)$")

@@ -1,15 +1,15 @@
-"""The policy (full fine-tuning or LoRA), the frozen reference, and weights out of a possibly sharded module."""
+"""The policy (full fine-tuning or LoRA) and the frozen reference."""
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
 from infimmr_cli.modeling import load_model
+# Weights out of the (possibly sharded, LoRA-wrapped) policy have one path, shared with the rollout push and export.
 
 
 @dataclass(frozen=True)
@@ -75,63 +75,3 @@ def reference_context(ref, model, forward):
             yield forward
     else:
         yield ref
-
-
-def is_zero3(module) -> bool:
-    return any(hasattr(p, "ds_id") for p in module.parameters())
-
-
-def hf_named_weights(module) -> Iterator[tuple[str, torch.Tensor]]:
-    """(Hugging Face name, full tensor) for every weight, one parameter gathered at a time under ZeRO-3.
-
-    With LoRA the adapter is merged into each base weight and PEFT's name prefixes are removed, so the names and
-    values are those of a plain model (what the rollout engine and the exported directory need).
-    """
-    zero3 = is_zero3(module)
-    named = dict(module.named_parameters())
-    lora = any(".lora_A." in n for n in named)
-    scaling = {}
-    if lora:
-        for mod_name, mod in module.named_modules():
-            if hasattr(mod, "scaling") and isinstance(getattr(mod, "scaling"), dict):
-                scaling[mod_name] = mod.scaling.get("default", 1.0)
-    for name, p in named.items():
-        if ".lora_" in name:
-            continue
-        with _gathered([p], zero3):
-            tensor = p.detach().clone()
-        if lora and name.endswith(".base_layer.weight"):
-            prefix = name[: -len(".base_layer.weight")]
-            a, b = named[f"{prefix}.lora_A.default.weight"], named[f"{prefix}.lora_B.default.weight"]
-            with _gathered([a, b], zero3):
-                tensor = tensor + (b.detach().float() @ a.detach().float()).to(tensor.dtype) * scaling[prefix]
-        clean = name.replace("base_model.model.", "", 1) if lora else name
-        yield clean.replace(".base_layer", ""), tensor
-
-
-@contextlib.contextmanager
-def _gathered(params, zero3: bool):
-    if zero3:
-        import deepspeed
-
-        with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
-            yield
-    else:
-        yield
-
-
-def save_hf_model(module, processor, out_dir: Path, is_main: bool) -> None:
-    """A plain HF model directory (safetensors + processor): merged LoRA, gathered ZeRO-3 shards; written by rank 0."""
-    base = getattr(module, "module", module)  # a DeepSpeed engine wraps the model
-    plain = base.get_base_model() if hasattr(base, "get_base_model") else base
-    state = {}
-    for name, tensor in hf_named_weights(base):
-        if is_main:
-            state[name] = tensor.cpu().contiguous()
-    if is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        plain.save_pretrained(out_dir, state_dict=state, safe_serialization=True)
-        processor.save_pretrained(out_dir)
-        from infimmr_cli.files import follow_umask
-
-        follow_umask(out_dir)  # transformers writes the weights 0600 whatever the umask
