@@ -136,7 +136,7 @@ def test_decontam_keeps_going_past_unreadable_images(tmp_path, tiny_model_dir):
                                                      rec("b-junk", "Find angle XYZ.", "mathverse", ["img/junk.png"])])
     train = write_jsonl(tmp_path / "train/t.jsonl", [
         rec("t-bomb", "A question with a bomb.", images=["img/bomb.png"]),
-        rec("t-embed", "Determine angle ABC as drawn.", images=["img/geo_copy.png"]),
+        rec("t-embed", "Find angle ABC.", images=["img/geo_copy.png"]),
         rec("t-cut", "A question with a cut image.", images=["img/cut.png"]),
         rec("t-text", "Only words here."),
     ])
@@ -145,7 +145,7 @@ def test_decontam_keeps_going_past_unreadable_images(tmp_path, tiny_model_dir):
                    tmp_path / "out/removed.jsonl", "--embed-model", tiny_model_dir, "--batch-size", "4",
                    COLUMNS="250")
     removed = {r["id"] for r in read_jsonl(tmp_path / "out/removed.jsonl")}
-    assert removed == {"t-embed"}  # the good image pair is still caught
+    assert removed == {"t-embed"}  # the leak beside the unreadable images is still caught
     kept = {r["id"]: r for r in read_jsonl(out)}
     assert list(kept) == ["t-bomb", "t-cut", "t-text"]
     assert "too large" in kept["t-bomb"]["meta"]["decontam_error"]
