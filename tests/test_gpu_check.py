@@ -46,8 +46,9 @@ def test_gpu_check_runs_end_to_end_at_tiny_size(tmp_path):
     res = json.loads((tmp_path / "gpu_check.json").read_text())
     assert [r["step"] for r in res["steps"]] == [1, 2]
     assert res["train"]["step_time"] > 0 and res["train"]["tokens_per_s"] > 0
+    assert all(res["train"][k] >= 0 for k in ("rollout_time", "reward_time", "logprob_time", "update_time"))
     assert res["eval"]["items"] == 4 and res["eval"]["items_per_s"] > 0
     assert res["memory"]["estimate"]["zero_stage"] == 2 and res["memory"]["estimate"]["gpu_gib_per_gpu"] > 0
     assert res["mfu"] is None and res["memory"]["peak_host_rss_gib"] > 0  # no GPU here
     table = (tmp_path / "gpu_check.md").read_text()
-    assert "| tokens/s |" in table and "| eval items/s (incl. model load) |" in table
+    assert "| tokens/s |" in table and "| eval items/s (incl. model load) |" in table and "| update (s) |" in table

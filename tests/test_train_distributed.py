@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from conftest import REPO, cli_env
 
-TIMING = ("step_time", "rollout_time", "tokens_per_s")
+TIMING = ("step_time", "rollout_time", "reward_time", "logprob_time", "update_time", "tokens_per_s")
 
 
 def _torchrun(*args, timeout=600):

@@ -13,7 +13,7 @@ from infimmr_cli.training.samples import StepLog, collapse_image_pads, groups_du
 
 SMALL = ["prompts_per_step=4", "group_size=4", "update_batch=2", "micro_batch=4", "max_response_len=8",
          "beta=0.01", "lr=1e-2", "deepspeed=", "log_rollouts_every=1", "log_rollout_groups=2", "val_every=2"]
-TIMING = ("step_time", "rollout_time", "tokens_per_s")
+TIMING = ("step_time", "rollout_time", "reward_time", "logprob_time", "update_time", "tokens_per_s")
 
 
 def _train(out, data, model, steps, extra=(), resume=False, val=True):

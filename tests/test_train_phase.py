@@ -11,9 +11,10 @@ from conftest import REPO, run_cli
 from infimmr_cli.commands.train_phase import run
 from infimmr_cli.modeling import load_model
 
-TIMING = ("step_time", "rollout_time", "tokens_per_s")
+TIMING = ("step_time", "rollout_time", "reward_time", "logprob_time", "update_time", "tokens_per_s")
 METRIC_KEYS = {"step", "reward_mean", "reward_std", "format_mean", "accuracy_mean", "response_len_mean",
-               "response_len_max", "clip_frac", "kl", "entropy", "grad_norm", "lr", "step_time", "tokens_per_s"}
+               "response_len_max", "clip_frac", "kl", "entropy", "grad_norm", "lr", "step_time", "tokens_per_s",
+               "rollout_time", "reward_time", "logprob_time", "update_time"}
 SMALL = ["prompts_per_step=4", "group_size=4", "update_batch=2", "micro_batch=4", "max_response_len=8",
          "beta=0.01", "lr=1e-2", "mu=2", "deepspeed="]
 
@@ -226,10 +227,11 @@ def test_a_step_reduces_its_metrics_in_one_collective(tmp_path, train_data, tiny
                   means=means, replaced=0, new_bad=[]),
              dict(rewards=[1.0, 1.0], format=[1.0, 0.0], accuracy=[1.0, 1.0], lengths=[4, 8], tokens=30, groups_kept=0,
                   means={**means, "kl": 0.3}, replaced=2, new_bad=[])]
-    row = _step_row(5, ranks, lr=1e-6, step_time=2.0, t_rollout=1.0)
+    row = _step_row(5, ranks, lr=1e-6, step_time=2.0, times={"rollout_time": 1.0, "update_time": 0.5})
     assert (row["step"], row["reward_mean"], row["format_mean"], row["response_len_max"]) == (5, 0.75, 0.75, 8)
     assert row["kl"] == pytest.approx(0.2) and row["groups_kept"] == 1 and row["tokens_per_s"] == 20.0
     assert row["items_skipped"] == 2  # prompts swapped for an unreadable image, summed over ranks
+    assert (row["rollout_time"], row["update_time"]) == (1.0, 0.5)
 
 
 def test_the_engine_says_whether_it_needs_the_weights_pushed(tiny_model_dir):

@@ -232,12 +232,14 @@ def train_step(r: Run, step: int, keep_groups: int = 0) -> tuple[dict[str, Any],
     r.engine.wake_up()
     batch = rollouts.generate(r.engine, r.processor, items, r.sampling, pool=r.prompts.items, known_bad=r.known_bad)
     r.engine.sleep()
-    t_rollout = time.perf_counter() - t0
+    times = {"rollout_time": time.perf_counter() - t0}  # this rank's wall seconds per part of the step
 
     # 3. rewards
+    t = time.perf_counter()
     scores = score_batch(batch.texts, batch.records, reward=cfg.reward, workers=cfg.reward_workers,
                          timeout=cfg.reward_timeout)
     rewards = torch.tensor([float(s["overall"]) for s in scores])
+    times["reward_time"] = time.perf_counter() - t
 
     # 4. group advantages; groups with equal rewards optionally leave the loss (their passes still run, so every rank
     #    does the same number of forward/backward passes)
@@ -245,6 +247,7 @@ def train_step(r: Run, step: int, keep_groups: int = 0) -> tuple[dict[str, Any],
     keep = grpo.varied_groups(rewards, G) if cfg.drop_constant_groups else torch.ones(len(rewards), dtype=torch.bool)
 
     # 5. micro-batches, with old (if the policy moves before the last pass) and reference log-probs, no gradient
+    t = time.perf_counter()
     micro = _micro_batches(batch, advantages, keep, cfg.micro_batch, r.processor.tokenizer.pad_token_id)
     updates = [micro[i:i + r.micro_per_update] for i in range(0, len(micro), r.micro_per_update)]
     needs_old = cfg.mu > 1 or len(updates) > 1
@@ -257,7 +260,10 @@ def train_step(r: Run, step: int, keep_groups: int = 0) -> tuple[dict[str, Any],
                 with reference_context(r.ref, r.updater.model, forward) as ref_module:
                     mb.ref_logp = completion_logprobs(ref_module, mb.inputs, cfg.temperature)[0].detach()
 
+    times["logprob_time"] = time.perf_counter() - t
+
     # 6. mu passes of clipped-surrogate updates, one optimizer step per update batch
+    t = time.perf_counter()
     stats: dict[str, list[float]] = {"clip_frac": [], "kl": [], "entropy": [], "loss": [], "grad_norm": []}
     lr = cfg.lr
     for epoch in range(cfg.mu):
@@ -284,6 +290,7 @@ def train_step(r: Run, step: int, keep_groups: int = 0) -> tuple[dict[str, Any],
     # 7. the rollout engine generates with the new weights next step (an HF engine on the policy itself needs nothing)
     if needs_weight_push(r.engine):
         _push_weights(r)
+    times["update_time"] = time.perf_counter() - t
 
     # 8. rollout samples (whole groups, with the advantages they got) and metrics over all ranks, in one collective
     groups = _sample_groups(r, step + 1, batch, scores, advantages, keep_groups) if keep_groups else []
@@ -300,13 +307,13 @@ def train_step(r: Run, step: int, keep_groups: int = 0) -> tuple[dict[str, Any],
     }
     ranks = distributed.gather_object(local)
     r.problems = _merge_problems(r.problems, [bad for rank in ranks for bad in rank["new_bad"]])
-    return _step_row(step + 1, ranks, lr, step_time, t_rollout), groups
+    return _step_row(step + 1, ranks, lr, step_time, times), groups
 
 
-def _step_row(step: int, ranks: list[dict[str, Any]], lr: float, step_time: float, t_rollout: float
+def _step_row(step: int, ranks: list[dict[str, Any]], lr: float, step_time: float, times: dict[str, float]
               ) -> dict[str, Any]:
     """The metrics row from every rank's local figures (rank order): item means over all items, loss statistics
-    averaged over ranks."""
+    averaged over ranks; `times` are this rank's seconds in rollout / reward / log-prob / update (incl. the push)."""
     from infimmr_cli.training.metrics import summarise
 
     def every(key: str) -> list[Any]:
@@ -326,7 +333,7 @@ def _step_row(step: int, ranks: list[dict[str, Any]], lr: float, step_time: floa
         "items_skipped": sum(rank["replaced"] for rank in ranks),
         "clip_frac": means["clip_frac"], "kl": means["kl"], "entropy": means["entropy"], "loss": means["loss"],
         "grad_norm": means["grad_norm"], "lr": lr,
-        "step_time": step_time, "rollout_time": t_rollout, "tokens_per_s": total_tokens / max(step_time, 1e-9),
+        "step_time": step_time, **times, "tokens_per_s": total_tokens / max(step_time, 1e-9),
     }
 
 
