@@ -92,7 +92,7 @@ def full_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
     Tensors of a plain model are the parameters themselves (detached); merged or gathered ones are copies.
     Under ZeRO-3 every rank must iterate to the end together: gathering is collective.
     """
-    module = getattr(model, "module", model)  # a DeepSpeed engine wraps the model in `.module`
+    module = model  # the unwrapped model (the updater's `model`), never a DeepSpeed engine
     zero3 = is_zero3(module)
     lora = _lora_layers(module)
     suffix = ".base_layer.weight"
@@ -113,7 +113,6 @@ def full_weights(model: torch.nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
 
 def tied_names(module: torch.nn.Module) -> set[str]:
     """HF names that only alias another parameter (a tied `lm_head.weight`): a saved checkpoint leaves them out."""
-    module = getattr(module, "module", module)
     first = {n for n, _ in module.named_parameters()}
     return {hf_weight_name(n) for n, _ in module.named_parameters(remove_duplicate=False) if n not in first} - {None}
 
