@@ -141,7 +141,7 @@ class DeepSpeedUpdater:
     def load(self, ckpt_dir: Path) -> None:
         from infimmr_cli.training.state_files import SafeDeepSpeedLoader
 
-        # DeepSpeed's loader unpickles (weights_only=False); ours reads the same shards with weights_only=True.
+        # DeepSpeed's own loader unpickles anything; ours reads the same shards with weights_only=True.
         inner = self.engine.checkpoint_engine
         self.engine.checkpoint_engine = SafeDeepSpeedLoader(inner)
         try:
