@@ -395,3 +395,35 @@ def test_score_and_eval_share_one_completions_reader_and_one_meaning_of_correct(
     console.print(summarize(rows))
     assert "1/2" in console.export_text()
     assert tally([rec("1"), rec("2")], rows)["accuracy"].k == 1
+
+
+def test_a_plugin_may_return_a_float_a_bool_or_a_dict_with_overall():
+    assert plugins.as_score(0.5, "p.py:f") == {"overall": 0.5, "format": 0.0, "accuracy": 0.5, "extracted": None}
+    assert plugins.as_score(True, "p.py:f")["overall"] == 1.0
+    assert plugins.as_score({"overall": 0.3}, "p.py:f") == {"overall": 0.3, "format": 0.0, "accuracy": 0.3,
+                                                             "extracted": None}
+    full = {"overall": 1.0, "format": 1.0, "accuracy": 1.0, "extracted": "2"}
+    assert plugins.as_score(full, "default") == full
+    with pytest.raises(ValueError, match=r"reward: p\.py:f: returned list; expected a float, a bool or a dict"):
+        plugins.as_score([1.0], "p.py:f")
+    with pytest.raises(ValueError, match="without 'overall'"):
+        plugins.as_score({"score": 1.0}, "p.py:f")
+    with pytest.raises(ValueError, match="expected a finite number"):
+        plugins.as_score(float("nan"), "p.py:f")
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_score_batch_takes_float_rewards_as_trl_writes_them(tmp_path, workers):
+    plug = tmp_path / "trl_style.py"
+    plug.write_text("def length(completion, record):\n    return len(completion) / 10\n")
+    out = score_batch(["abcde", "ab"], [rec("1"), rec("2")], reward=f"{plug}:length", workers=workers)
+    assert [(s["overall"], s["accuracy"], s["format"]) for s in out] == [(0.5, 0.5, 0.0), (0.2, 0.2, 0.0)]
+
+
+def test_check_reward_calls_the_plugin_once_and_names_it(tmp_path):
+    plug = tmp_path / "bad.py"
+    plug.write_text("def listy(c, r):\n    return [1.0]\n\ndef boom(c, r):\n    raise KeyError('answer')\n")
+    with pytest.raises(ValueError, match=rf"reward: {plug}:listy: returned list"):
+        plugins.check_reward(f"{plug}:listy", rec("1"))
+    with pytest.raises(ValueError, match=rf"reward: {plug}:boom: raised KeyError: 'answer' on record 'r1'"):
+        plugins.check_reward(f"{plug}:boom", rec("1"))

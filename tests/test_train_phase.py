@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 
 from conftest import REPO, run_cli
 from infimmr_cli.commands.train_phase import run
+from infimmr_cli.errors import UsageError
 from infimmr_cli.modeling import load_model
 
 TIMING = ("step_time", "rollout_time", "reward_time", "logprob_time", "update_time", "tokens_per_s")
@@ -248,3 +249,22 @@ def test_the_engine_says_whether_it_needs_the_weights_pushed(tiny_model_dir):
             p.add_(0.5)
     engine.load_weights(policy.named_parameters())
     assert all(torch.equal(p, dict(policy.named_parameters())[n]) for n, p in own.named_parameters())
+
+
+def test_a_float_reward_plugin_trains_and_a_broken_one_fails_before_any_model_loads(tmp_path, train_data,
+                                                                                    tiny_model_dir, monkeypatch):
+    plug = tmp_path / "trl_rewards.py"
+    plug.write_text("def length(completion, record):\n    return min(1.0, len(completion) / 20)\n\n"
+                    "def listy(completion, record):\n    return [1.0]\n")
+    out = run(sets=SMALL + ["mu=1"], phase="fra", data=train_data, init=tiny_model_dir, out=tmp_path / "ok", steps=1,
+              reward=f"{plug}:length")
+    assert _rows(out)[0]["reward_mean"] > 0  # a float per completion, as TRL and EasyR1 plug-ins return
+    from infimmr_cli.training import model as training_model
+
+    def no_model(*a, **k):
+        raise AssertionError("a model was loaded before the reward was checked")
+
+    monkeypatch.setattr(training_model, "build_policy", no_model)
+    with pytest.raises(UsageError, match=rf"^reward: {plug}:listy: returned list; expected a float"):
+        run(sets=SMALL, phase="fra", data=train_data, init=tiny_model_dir, out=tmp_path / "bad", steps=1,
+            reward=f"{plug}:listy")

@@ -95,15 +95,15 @@ def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine,
     if cfg.deepspeed and not Path(cfg.deepspeed).is_file():
         raise FileNotFoundError(f"{cfg.deepspeed}: DeepSpeed config not found")
     check_config(cfg, dist.world_size)
-    if cfg.reward != "default":
-        from infimmr_cli.rewards.plugins import load_reward
-
-        try:
-            load_reward(cfg.reward)
-        except (AttributeError, ValueError, OSError) as exc:
-            raise UsageError(f"reward: {cfg.reward}: {exc}") from None
     processor = load_processor(cfg.init)
     prompts = load_prompts(cfg.data, cfg.phase, processor, cfg.max_prompt_len)
+    if cfg.reward != "default":  # a plug-in is imported and called once here, before any model is loaded
+        from infimmr_cli.rewards.plugins import check_reward
+
+        try:
+            check_reward(cfg.reward, prompts.items[0].record)
+        except (AttributeError, ValueError, OSError) as exc:  # each message names the plug-in's file and function
+            raise UsageError(str(exc) if str(exc).startswith("reward: ") else f"reward: {cfg.reward}: {exc}") from None
     from infimmr_cli.training.validation import load_validator
 
     validator = load_validator(cfg.val_data, cfg.val_limit, cfg.val_every, cfg.max_response_len,

@@ -29,7 +29,7 @@ import threading
 from typing import Any, Callable
 
 from infimmr_cli.data.records import Record
-from infimmr_cli.rewards.plugins import load_reward
+from infimmr_cli.rewards.plugins import as_score, load_reward
 from infimmr_cli.rewards.rules import zero_score
 
 log = logging.getLogger("infimmr_cli.rewards")
@@ -85,7 +85,7 @@ def _score_one(spec: Any, completion: str, record: Record) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - reported per item, the worker stays usable
         return zero_score(error=f"reward {spec!r} failed to load: {type(exc).__name__}: {exc}")
     try:
-        return fn(completion, record)
+        return as_score(fn(completion, record), spec)
     except Exception as exc:  # noqa: BLE001 - one bad item must not take the batch down
         return zero_score(error=f"{type(exc).__name__}: {exc}"[:500])
 
@@ -160,7 +160,7 @@ def score_batch(completions: list[str], records: list[Record], reward: str | Cal
         raise ValueError(f"score_batch: {len(completions)} completions for {len(records)} records")
     fn = load_reward(reward)  # fail here, in the caller, on a bad spec rather than in every worker
     if workers == 0:
-        return [fn(c, r) for c, r in zip(completions, records)]
+        return [as_score(fn(c, r), reward) for c, r in zip(completions, records)]
     pool = get_pool(default_workers() if workers is None else workers)
     futures = [pool.schedule(_score_one, args=(reward, c, r), timeout=timeout) for c, r in zip(completions, records)]
     out: list[dict[str, Any]] = []
