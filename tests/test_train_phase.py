@@ -268,3 +268,15 @@ def test_a_float_reward_plugin_trains_and_a_broken_one_fails_before_any_model_lo
     with pytest.raises(UsageError, match=rf"^reward: {plug}:listy: returned list; expected a float"):
         run(sets=SMALL, phase="fra", data=train_data, init=tiny_model_dir, out=tmp_path / "bad", steps=1,
             reward=f"{plug}:listy")
+
+
+def test_init_may_name_the_previous_phases_run_folder(tmp_path, train_data, tiny_model_dir):
+    fra = _train(tmp_path / "fra", train_data, tiny_model_dir, phase="fra", steps=1, extra=["mu=1"])
+    cmra = _train(tmp_path / "cmra", train_data, fra, phase="cmra", steps=1, extra=["mu=1"])  # --init ckpt/fra
+    origin = json.loads((cmra / "run_config.json").read_text())
+    assert origin["settings"]["init"] == str(fra / "final")
+    with pytest.raises(UsageError, match="a file; --init takes a model directory"):
+        _train(tmp_path / "x", train_data, fra / "run_config.json", phase="cmra", steps=1)
+    shutil.rmtree(fra / "final")
+    with pytest.raises(UsageError, match="a train-phase run with no final/ yet"):
+        _train(tmp_path / "y", train_data, fra, phase="cmra", steps=1)

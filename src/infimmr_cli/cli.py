@@ -281,7 +281,7 @@ def inspect_cmd(
 def train_phase(
     phase: Annotated[Optional[str], typer.Option(help="fra (text only), cmra (image + caption) or mre (image).")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Records JSONL (captions needed for cmra).")] = None,
-    init: Annotated[Optional[Path], typer.Option(help="HF model directory or the previous phase's OUT/final.")] = None,
+    init: Annotated[Optional[Path], typer.Option(help="HF model directory, or the previous phase's run folder (its final/ is used).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run directory: checkpoints/, final/, metrics.jsonl.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="Phase config JSON, e.g. recipes/phases/fra.json.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option(

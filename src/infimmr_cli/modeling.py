@@ -139,6 +139,24 @@ def build_tiny(path: str | Path, seed: int = 0, sizes: TinySizes = TinySizes(), 
     return path
 
 
+def model_dir_of(path: str | Path) -> Path:
+    """The model directory a path names: itself, or for a train-phase run folder (RUN/final/config.json) its final
+    model, as the toolkit's own examples write `--init ckpt/cmra`. A file, or an unfinished run, is a one-line error."""
+    from infimmr_cli.errors import UsageError
+
+    path = Path(path)
+    if path.is_file():
+        raise UsageError(f"{path}: a file; --init takes a model directory (or a train-phase run folder, whose final/ "
+                         f"is used)")
+    if path.is_dir() and not (path / "config.json").exists():
+        if (path / "final" / "config.json").is_file():
+            return path / "final"
+        if (path / "checkpoints").is_dir():
+            raise UsageError(f"{path}: a train-phase run with no final/ yet (unfinished); finish it with --resume, or "
+                             f"pass one of its checkpoints/step-N directories")
+    return path
+
+
 def check_model_dir(path: str | Path) -> Path:
     """Fail early, naming what is missing, when a directory cannot be loaded as a model + processor."""
     path = Path(path)

@@ -73,7 +73,7 @@ def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine,
          val_data, held) -> Path:
     import torch
 
-    from infimmr_cli.modeling import check_model_dir, load_processor
+    from infimmr_cli.modeling import check_model_dir, load_processor, model_dir_of
     from infimmr_cli.training import checkpoint, distributed, report
     from infimmr_cli.training.data import PromptSampler, load_prompts
 
@@ -91,6 +91,10 @@ def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine,
             raise UsageError(f"{key}: required (--{key} or --set {key}=...)")
     if not Path(cfg.data).is_file():
         raise FileNotFoundError(f"{cfg.data}: data file not found")
+    init_dir = model_dir_of(cfg.init)
+    if str(init_dir) != cfg.init:
+        console.print(f"--init {cfg.init}: a run folder; starting from its final model {init_dir}", highlight=False)
+        cfg.init = str(init_dir)
     check_model_dir(cfg.init)
     if cfg.deepspeed and not Path(cfg.deepspeed).is_file():
         raise FileNotFoundError(f"{cfg.deepspeed}: DeepSpeed config not found")
