@@ -19,6 +19,9 @@ def test_help_lists_every_subcommand_with_one_line():
                              "export", "eval", "compare", "score", "plot", "inspect"}
     for name in COMMANDS:
         assert re.search(rf"│ {re.escape(name)}\s+\S", out), name
+    listed = [m.group(1) for m in re.finditer(r"^│ ([a-z][a-z-]+) ", out, re.M) if m.group(1) in COMMANDS]
+    assert listed == ["prepare", "classify", "caption", "decontam", "train-phase", "export", "eval", "compare",
+                      "score", "plot", "inspect", "tiny-model", "demo-data"]  # the pipeline's order, then helpers
 
 
 @pytest.mark.parametrize("name", COMMANDS)

@@ -9,8 +9,21 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
+
+# `infimmr --help` lists the commands in pipeline order, then the helpers.
+PIPELINE_ORDER = ("prepare", "classify", "caption", "decontam", "train-phase", "export", "eval", "compare", "score",
+                  "plot", "inspect", "tiny-model", "demo-data")
+
+
+class PipelineGroup(TyperGroup):
+    def list_commands(self, ctx) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: PIPELINE_ORDER.index(n) if n in PIPELINE_ORDER else len(PIPELINE_ORDER))
+
 
 app = typer.Typer(
+    cls=PipelineGroup,
     name="infimmr",
     help="Curriculum GRPO (FRA -> CMRA -> MRE) for multimodal math reasoning in small VLMs, after Infi-MMR.",
     no_args_is_help=True,
