@@ -290,3 +290,16 @@ def test_tiny_model_classifies_and_captions_end_to_end(tmp_path, tiny_model_dir)
     again = run_cli("caption", "--in", typed, "--out", captioned, "--model", tiny_model_dir, "--engine", "hf",
                     "--max-new-tokens", "6", "--allow-outside-images")  # the same settings (others are refused)
     assert "nothing to do" in again.stdout
+
+
+def test_without_out_the_stages_write_beside_the_input_named_after_the_stage(tmp_path):
+    from infimmr_cli.commands._vlm_stage import default_out
+
+    assert default_out(tmp_path / "virl39k.jsonl", "classify") == tmp_path / "virl39k.typed.jsonl"
+    assert default_out(tmp_path / "virl39k.typed.jsonl", "caption") == tmp_path / "virl39k.captioned.jsonl"
+    src = make_records(tmp_path, [("a", [1]), ("t", [])])
+    typed = classify.run(src, None, engine_factory=factory(ScriptedEngine(lambda tag, req: "chart")))
+    assert typed == src.with_name(src.name[:-len(".jsonl")] + ".typed.jsonl") and typed.is_file()
+    captioned = caption.run(typed, None, engine_factory=factory(ScriptedEngine(lambda tag, req: "A bar chart.")))
+    assert captioned.name == src.name[:-len(".jsonl")] + ".captioned.jsonl"
+    assert {r.id: r.caption for r in read_records(captioned)} == {"a": "A bar chart.", "t": None}

@@ -102,8 +102,9 @@ def decontam(
 
 # Options classify and caption share (typer reads them from each signature).
 InPath = Annotated[Path, typer.Option("--in", help="Input records (JSONL).", show_default=False)]
-OutPath = Annotated[Path, typer.Option("--out", help="Output records (JSONL); a rerun skips ids already in it.",
-                                       show_default=False)]
+OutPath = Annotated[Optional[Path], typer.Option("--out", help="Output records (JSONL); a rerun skips ids already in "
+                                                 "it. Default: beside --in, named after the stage (x.typed.jsonl, "
+                                                 "x.captioned.jsonl).", show_default=False)]
 EngineOpt = Annotated[str, typer.Option(help="auto (vLLM on a GPU when installed, else HF), hf or vllm.")]
 BatchOpt = Annotated[int, typer.Option(help="Records per engine call; each chunk is saved before the next.")]
 LimitOpt = Annotated[Optional[int], typer.Option(help="Only the first N input records.")]
@@ -115,7 +116,7 @@ OutsideOpt = Annotated[bool, typer.Option("--allow-outside-images", help="Accept
                                 "--model Qwen/Qwen2.5-VL-7B-Instruct --batch-size 16")
 def classify(
     in_path: InPath,
-    out: OutPath,
+    out: OutPath = None,
     model: Annotated[str, typer.Option(help="Model directory, or a hub id found in the local HF cache (no download).")]
     = "Qwen/Qwen2.5-VL-7B-Instruct",
     engine: EngineOpt = "auto",
@@ -139,7 +140,7 @@ def classify(
                                "--model U4R/OmniCaptioner --batch-size 16")
 def caption(
     in_path: InPath,
-    out: OutPath,
+    out: OutPath = None,
     model: Annotated[str, typer.Option(help="Model directory, or a hub id found in the local HF cache (no download).")]
     = "U4R/OmniCaptioner",
     engine: EngineOpt = "auto",

@@ -27,6 +27,20 @@ Process = Callable[[list[Record], Any, Any], list[Record]]
 EngineFactory = Callable[[], tuple[Any, Any]]
 
 
+
+# What a stage calls its output when no --out is given: beside the input, named after the stage.
+STAGE_SUFFIX = {"classify": "typed", "caption": "captioned"}
+
+
+def default_out(in_path: str | Path, stage: str) -> Path:
+    """`virl39k.jsonl` -> `virl39k.typed.jsonl` (classify), `virl39k.typed.jsonl` -> `virl39k.captioned.jsonl`
+    (caption): beside the input, the earlier stage's suffix replaced rather than stacked."""
+    in_path = Path(in_path)
+    stem = in_path.name[:-len(".jsonl")] if in_path.name.endswith(".jsonl") else in_path.stem
+    for suffix in STAGE_SUFFIX.values():
+        stem = stem.removesuffix(f".{suffix}")
+    return in_path.with_name(f"{stem}.{STAGE_SUFFIX[stage]}.jsonl")
+
 def resolve_model(model: str | Path) -> Path:
     """A local model directory: the path itself, or a hub id looked up in the local Hugging Face cache only.
 

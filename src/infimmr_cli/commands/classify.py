@@ -73,14 +73,17 @@ def summarize(out: Path, done_now: int, console: Console) -> Counter:
     return counts
 
 
-def run(in_path: str | Path, out_path: str | Path, model: str | Path = DEFAULT_MODEL, engine: str = "auto",
-        batch_size: int = 8, max_new_tokens: int = 8, limit: int | None = None, allow_outside_images: bool = False,
-        engine_factory=None, console: Console | None = None) -> Path:
+def run(in_path: str | Path, out_path: str | Path | None = None, model: str | Path = DEFAULT_MODEL,
+        engine: str = "auto", batch_size: int = 8, max_new_tokens: int = 8, limit: int | None = None,
+        allow_outside_images: bool = False, engine_factory=None, console: Console | None = None) -> Path:
     """Classify the images of `in_path` into `out_path` (resumable). `engine_factory() -> (engine, processor)`
     replaces model loading (tests, callers holding a model)."""
-    from infimmr_cli.commands._vlm_stage import engine_opener, run_stage
+    from infimmr_cli.commands._vlm_stage import default_out, engine_opener, run_stage
 
     console = console or Console()
+    if out_path is None:
+        out_path = default_out(in_path, "classify")
+        console.print(f"classify: no --out given; writing {out_path}", highlight=False)
     opener = engine_factory or engine_opener(model, engine, batch_size)
     out, done_now = run_stage(
         "classify", in_path, out_path,
