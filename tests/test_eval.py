@@ -377,3 +377,11 @@ def test_every_eval_output_has_a_provenance_record(data_dir, tmp_path):
     cmp = read_provenance(tmp_path / "table" / "compare.provenance.json")
     assert cmp["command"] == "compare" and cmp["inputs"]["results[a]"]["path"] == str((out / "results.json").resolve())
     assert table.markdown.is_file()
+
+
+def test_a_missing_data_dir_leaves_no_output_folder_behind(tmp_path, tiny_model_dir, monkeypatch):
+    monkeypatch.delenv("INFIMMR_DATA", raising=False)
+    out = tmp_path / "never"
+    with pytest.raises(UsageError, match="--data-dir: needed to find the math500 export"):
+        run(["math500"], out, model=tiny_model_dir, quiet=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither OUT nor its lock file

@@ -221,6 +221,9 @@ def _run(benches: Sequence[str], out: str | Path, model: str | Path | None = Non
         raise UsageError(f"--max-prompt-len: {max_prompt_len} must be at least 1")
     if data_dir is None and os.environ.get("INFIMMR_DATA"):
         data_dir = os.environ["INFIMMR_DATA"]
+    if data_dir is None and not records:  # before OUT is made: a failed start leaves no empty folder behind
+        raise UsageError(f"--data-dir: needed to find the {specs[0].name} export (or set INFIMMR_DATA, or pass "
+                         f"--records)")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data_dir = Path(data_dir) if data_dir is not None else None
