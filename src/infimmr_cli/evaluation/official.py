@@ -610,4 +610,6 @@ def official_verdict(completion: str, record: Record) -> bool | None:
 def official_score(completion: str, record: Record) -> dict[str, Any]:
     """`official_verdict` in the shape a scoring worker returns ({"official": True/False/None}), so the same killable
     pool (rewards.scoring.score_batch) runs it; an item that times out comes back without the key."""
-    return {"official": official_verdict(completion, record)}
+    verdict = official_verdict(completion, record)
+    # "overall" makes it a score the scoring pool accepts (rewards.plugins.as_score); eval reads "official" only.
+    return {"overall": 1.0 if verdict else 0.0, "official": verdict}
