@@ -266,3 +266,23 @@ def test_parquet_row_without_image_bytes_is_kept_and_warned(tmp_path):
     summary, recs, _ = prepare(tmp_path, "mathvista", src)
     assert summary.written == 4 and recs["1"].images == [] and recs["1"].answer == "1.25"
     assert [(w["id"], w["kind"]) for w in summary.warnings] == [("1", "image missing")]
+
+
+def test_deepscaler_reads_the_json_list_jsonl_and_parquet_and_names_a_missing_file(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = exports.make_deepscaler_export(tmp_path / "raw")
+    rows = json.loads(src.read_text())
+    as_jsonl = tmp_path / "ds.jsonl"
+    as_jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    as_parquet = tmp_path / "ds.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), as_parquet)
+    expected = [r.to_dict() for r in read_records(run("deepscaler", src, tmp_path / "a" / "r.jsonl", quiet=True).out)]
+    for other in (as_jsonl, as_parquet):
+        got = run("deepscaler", other, tmp_path / other.suffix[1:] / "r.jsonl", quiet=True).out
+        assert [r.to_dict() for r in read_records(got)] == expected
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(RecordError, match="no deepscaler.json in this folder; --in takes"):
+        run("deepscaler", empty, tmp_path / "e" / "r.jsonl", quiet=True)

@@ -440,18 +440,38 @@ def _choice(ctx: PrepareContext, raw_answer: str, options: list[str], where: str
 # ---------------------------------------------------------------- readers
 
 
+def _deepscaler_items(path: Path) -> tuple[Path, list]:
+    """The rows of a DeepScaleR export in any of the forms it is shared in: the release's `deepscaler.json` (one JSON
+    list), a JSONL file (one object a line) or a parquet file; a folder means its `deepscaler.json`."""
+    if path.is_dir():
+        if not (path / "deepscaler.json").is_file():
+            raise RecordError(f"{path}: no deepscaler.json in this folder; --in takes the release's deepscaler.json "
+                              f"(agentica-org/DeepScaleR-Preview-Dataset), a JSONL or a parquet file, or its folder")
+        path = path / "deepscaler.json"
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return path, pq.read_table(path).to_pylist()
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+            raise RecordError(f"{path}: <file>: not a readable parquet file ({exc})") from None
+    if path.suffix == ".jsonl":
+        return path, [parse_json(line, f"{path}:{n}") for n, line in enumerate(read_text(path).splitlines(), start=1)
+                      if line.strip()]
+    items = read_json_file(path)
+    if not isinstance(items, list):
+        raise RecordError(f"{path}: <file>: expected one JSON list of objects (deepscaler.json), got "
+                          f"{type(items).__name__}; a JSONL file must end in .jsonl")
+    return path, items
+
+
 def read_deepscaler(path: Path, ctx: PrepareContext) -> Iterator[Record]:
     """agentica-org/DeepScaleR-Preview-Dataset `deepscaler.json`: one JSON list of {problem, answer, solution}.
 
     id `deepscaler-<index in the list>` (skipped rows keep their index, so ids are stable); rows with an empty answer
     are skipped and counted. meta: solution.
     """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "deepscaler.json"
-    items = read_json_file(path)
-    if not isinstance(items, list):
-        raise RecordError(f"{path}: <file>: expected one JSON list of objects, got {type(items).__name__}")
+    path, items = _deepscaler_items(Path(path))
     ctx.on_total(len(items))
     for i, row in enumerate(items):
         ctx.rows_seen += 1
