@@ -34,7 +34,8 @@ def test_every_command_help_shows_an_example(name):
     assert f"infimmr {name}" in " ".join(example.split())
 
 
-@pytest.mark.parametrize("script", sorted((REPO / "recipes").rglob("*.sh")) + sorted((REPO / "examples").glob("*.sh")),
+@pytest.mark.parametrize("script", sorted((REPO / "recipes").rglob("*.sh")) + sorted((REPO / "examples").glob("*.sh"))
+                         + sorted((REPO / "scripts").glob("*.sh")) + sorted((REPO / "bench").glob("*.sh")),
                          ids=lambda p: p.name)
 def test_shell_recipes_parse(script):
     subprocess.run(["bash", "-n", str(script)], check=True)
