@@ -48,7 +48,10 @@ def build_policy(model_dir: str | Path, device: torch.device, dtype: str = "auto
     else:
         model.requires_grad_(True)
     if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.24; the old name warns there
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:  # transformers 5.16-5.23 (vLLM's CPU build pins < 5.20)
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if lora is not None:
             model.enable_input_require_grads()
     model.train()
