@@ -64,3 +64,12 @@ def test_deepspeed_configs_name_their_stage(name):
     assert cfg["zero_optimization"]["stage"] == (2 if name == "ds_zero2" else 3)
     if name.endswith("offload"):
         assert cfg["zero_optimization"]["offload_optimizer"]["device"] == "cpu"
+
+
+def test_flags_show_no_bool_metavar_in_help():
+    from typer.testing import CliRunner
+
+    out = CliRunner().invoke(app, ["train-phase", "--help"], terminal_width=200).output
+    resume = next(line for line in out.splitlines() if "--resume" in line)
+    assert "<bool>" not in resume and "Continue from OUT" in resume
+    assert "<int>" in next(line for line in out.splitlines() if "--gpus" in line)  # valued options keep theirs

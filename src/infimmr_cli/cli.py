@@ -21,6 +21,13 @@ class PipelineGroup(TyperGroup):
         names = super().list_commands(ctx)
         return sorted(names, key=lambda n: PIPELINE_ORDER.index(n) if n in PIPELINE_ORDER else len(PIPELINE_ORDER))
 
+    def get_command(self, ctx, name: str):
+        command = super().get_command(ctx, name)
+        for param in getattr(command, "params", []):
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""  # a flag takes no value: no `<bool>` beside it in --help
+        return command
+
 
 app = typer.Typer(
     cls=PipelineGroup,
