@@ -39,22 +39,25 @@ app = typer.Typer(
 )
 
 
-@app.command("tiny-model", epilog="Example: infimmr tiny-model runs/tiny")
+@app.command("tiny-model", epilog="Example: infimmr tiny-model runs/tiny --warm-up")
 def tiny_model(
     out: Annotated[Path, typer.Argument(help="Directory to write the model into.")],
     seed: Annotated[int, typer.Option(help="Seed for the random weights.")] = 0,
+    warm_up: Annotated[bool, typer.Option("--warm-up", help="Then teach it the demo's toy task (answer format, "
+                                          "captions, a half-learnt sum skill) for about a minute on a CPU, so GRPO "
+                                          "has reward to climb from.")] = False,
 ) -> None:
-    """Build a tiny random Qwen2.5-VL (weights + processor) offline, for tests and CPU demos."""
+    """Build a tiny Qwen2.5-VL (weights + processor) offline, for tests and CPU demos; random unless --warm-up."""
     from infimmr_cli.commands.tiny_model import run
 
-    run(out, seed=seed)
+    run(out, seed=seed, warm_up=warm_up)
 
 
 @app.command("demo-data", epilog="Example: infimmr demo-data runs/demo/raw")
 def demo_data(
     out: Annotated[Path, typer.Argument(help="Folder to write the raw exports into.")],
-    n_text: Annotated[int, typer.Option(help="Text-only arithmetic problems (DeepScaleR schema).")] = 24,
-    n_image: Annotated[int, typer.Option(help="Image problems over drawn squares (ViRL39K schema).")] = 24,
+    n_text: Annotated[int, typer.Option(help="Text-only sums of two small numbers (DeepScaleR schema).")] = 24,
+    n_image: Annotated[int, typer.Option(help="Image problems: the sums drawn as bar charts (ViRL39K schema).")] = 24,
     n_bench: Annotated[int, typer.Option(help="Items per benchmark export.")] = 6,
     seed: Annotated[int, typer.Option(help="Seed for the generated items.")] = 0,
 ) -> None:

@@ -1,67 +1,38 @@
 """Synthetic raw exports for the CPU demo: the same files a user downloads, in the same schemas, at toy size.
 
 The demo runs `prepare` on these exactly as on the real DeepScaleR, ViRL39K and benchmark exports, so every stage after it
-takes the real code path. Items have known answers: arithmetic for the text phase; counting and colour questions over
-drawn shapes for the image phases and the benchmarks. One training item copies a MATH-500 question so that `decontam`
-has a real leak to find; otherwise benchmark wording differs from training wording, because the
+takes the real code path. Every item is the toy task of `demo_tasks`, a sum of two small numbers: written out for the
+text phase and MATH-500, drawn as a two-bar chart for the image phases and the other benchmarks, so the warmed-up tiny
+model has something to learn in each phase. One training item copies a MATH-500 question so that `decontam` has a real
+leak to find; otherwise each benchmark asks in its own words (`demo_tasks.TEXT_WORDINGS`, `IMAGE_WORDINGS`), because the
 exact rule (numbers removed) rightly flags any two questions that differ only in their numbers.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image, ImageDraw
 
+from infimmr_cli.data.demo_tasks import IMAGE_SIZE, IMAGE_WORDINGS, TEXT_WORDINGS, Sum, draw_sum
 from infimmr_cli.data.export_schemas import (MATHVERSE_SCHEMA, MATHVISION_SCHEMA, MATHVISTA_SCHEMA, OLYMPIAD_SCHEMA,
-                                        VIRL_SCHEMA)
+                                             VIRL_SCHEMA)
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (40, 70, 220)}
-COLOUR_NAMES = list(COLOURS)
 MATHVERSE_VERSIONS = ["Text Dominant", "Text Lite", "Vision Intensive", "Vision Dominant", "Vision Only"]
 
 
-@dataclass(frozen=True)
-class ShapeItem:
-    """One drawn picture and the facts a question can ask about it."""
-
-    count: int
-    colour: str
-
-    def png(self, size: int = 112, seed: int = 0) -> bytes:
-        rng = random.Random(seed)
-        im = Image.new("RGB", (size, size), (255, 255, 255))
-        draw = ImageDraw.Draw(im)
-        side = size // 6
-        cells = [(x, y) for x in range(0, size - side, side + 4) for y in range(0, size - side, side + 4)]
-        for x, y in rng.sample(cells, self.count):
-            draw.rectangle([x, y, x + side, y + side], fill=COLOURS[self.colour])
-        buf = io.BytesIO()
-        im.save(buf, format="PNG")
-        return buf.getvalue()
+def _text_question(rng: random.Random, wordings: list[str]) -> tuple[str, str]:
+    item = draw_sum(rng)
+    return rng.choice(wordings).format(item.expression), str(item.value)
 
 
-def _shape(rng: random.Random) -> ShapeItem:
-    return ShapeItem(count=rng.randint(1, 6), colour=rng.choice(COLOUR_NAMES))
-
-
-def _colour_question(item: ShapeItem, sep: str = ": ", stem: str = "What colour are the squares?") -> tuple[str, str]:
-    """A choice question listed in the question text, and its gold letter."""
-    options = "\n".join(f"{'ABC'[i]}{sep}{c}" for i, c in enumerate(COLOUR_NAMES))
-    return f"{stem}\nChoices:\n{options}", "ABC"[COLOUR_NAMES.index(item.colour)]
-
-
-def _arithmetic(rng: random.Random, stem: str = "What is ${}$?") -> tuple[str, str]:
-    a, b = rng.randint(2, 40), rng.randint(2, 40)
-    op = rng.choice(["+", "-", "times"])
-    value = a + b if op == "+" else a - b if op == "-" else a * b
-    return stem.format(f"{a} {op if op != 'times' else chr(92) + 'times'} {b}"), str(value)
+def _options(item: Sum, n: int) -> tuple[list[str], int]:
+    """n consecutive candidate values that include the sum, and the sum's index among them."""
+    start = max(2, min(item.value - n // 2, 8 - n + 1))
+    return [str(v) for v in range(start, start + n)], item.value - start
 
 
 def _image_struct(png: bytes, name: str) -> dict:
@@ -77,7 +48,7 @@ def _write_parquet(rows: list[dict], schema: pa.Schema, path: Path) -> Path:
 def write_deepscaler(path: Path, n: int, rng: random.Random, leak: str | None = None) -> Path:
     rows = []
     for _ in range(n):
-        q, a = _arithmetic(rng)
+        q, a = _text_question(rng, TEXT_WORDINGS["train"])
         rows.append({"problem": q, "answer": a, "solution": f"The result is $\\boxed{{{a}}}$."})
     if leak:
         rows.append({"problem": leak, "answer": "0", "solution": "copied from a benchmark"})
@@ -87,18 +58,21 @@ def write_deepscaler(path: Path, n: int, rng: random.Random, leak: str | None = 
 
 
 def write_virl39k(folder: Path, n: int, rng: random.Random) -> Path:
+    """Half free-form, half multiple choice over candidate values (ViRL39K has both)."""
     (folder / "images").mkdir(parents=True, exist_ok=True)
     rows = []
     for i in range(n):
-        item = _shape(rng)
+        item = draw_sum(rng)
         name = f"images/Processed-demo-{i}-0.png"
-        (folder / name).write_bytes(item.png(seed=i))
+        (folder / name).write_bytes(item.png())
+        question = rng.choice(IMAGE_WORDINGS["train"])
         if i % 2 == 0:
-            question, answer = "<image>How many squares are in the image?", str(item.count)
+            answer = str(item.value)
         else:
-            question, answer = _colour_question(item)
-            question = "<image>" + question
-        rows.append({"question": question, "answer": f"\\boxed{{{answer}}}", "PassRate_32BTrained": 0.5,
+            options, k = _options(item, 3)
+            question += "\nChoices:\n" + "\n".join(f"{'ABC'[j]}: {o}" for j, o in enumerate(options))
+            answer = "ABC"[k]
+        rows.append({"question": "<image>" + question, "answer": f"\\boxed{{{answer}}}", "PassRate_32BTrained": 0.5,
                      "PassRate_7BBase": 0.25, "category": "(GradeSchool) Non-Geo Math", "source": "demo",
                      "qid": f"demo-{i}", "image": [name]})
     _write_parquet(rows, VIRL_SCHEMA, folder / "39Krelease.parquet")
@@ -108,7 +82,7 @@ def write_virl39k(folder: Path, n: int, rng: random.Random) -> Path:
 def write_math500(path: Path, n: int, rng: random.Random) -> list[str]:
     rows = []
     for i in range(n):
-        q, a = _arithmetic(rng, stem="Evaluate ${}$.")
+        q, a = _text_question(rng, TEXT_WORDINGS["math500"])
         rows.append({"problem": q, "solution": a, "answer": a, "subject": rng.choice(["Prealgebra", "Algebra"]),
                      "level": 1 + i % 3, "unique_id": f"test/demo/{i}.json"})
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,20 +91,21 @@ def write_math500(path: Path, n: int, rng: random.Random) -> list[str]:
 
 
 def write_mathverse(path: Path, n_problems: int, rng: random.Random) -> Path:
-    meta = {"split": "testmini", "source": "demo", "subject": "Counting", "subfield": "Squares"}
+    meta = {"split": "testmini", "source": "demo", "subject": "Arithmetic", "subfield": "Bar charts"}
     rows = []
     for p in range(n_problems):
-        item = _shape(rng)
-        png = item.png(seed=1000 + p)
+        item = draw_sum(rng)
+        question = IMAGE_WORDINGS["mathverse"][0]
+        if p % 2 == 0:
+            answer, qtype = str(item.value), "free-form"
+        else:
+            options, k = _options(item, 4)
+            question += "\nChoices:\n" + "\n".join(f"{'ABCD'[j]}:{o}" for j, o in enumerate(options))
+            answer, qtype = "ABCD"[k], "multi-choice"
         for v, version in enumerate(MATHVERSE_VERSIONS):
-            if p % 2 == 0:
-                question, answer, qtype = "Count the squares shown in the figure.", str(item.count), "free-form"
-            else:
-                question, answer, qtype = (*_colour_question(item, ":", "Which colour fills the squares?"),
-                                           "multi-choice")
             shown = "" if version == "Vision Only" else question
             rows.append({"sample_index": str(p * 5 + v + 1), "problem_index": str(p + 1), "problem_version": version,
-                         "question": shown, "image": _image_struct(png, f"images/{p}.png"), "answer": answer,
+                         "question": shown, "image": _image_struct(item.png(), f"images/{p}.png"), "answer": answer,
                          "question_type": qtype, "metadata": meta, "query_wo": question, "query_cot": question,
                          "question_for_eval": question})
     return _write_parquet(rows, MATHVERSE_SCHEMA, path)
@@ -139,12 +114,12 @@ def write_mathverse(path: Path, n_problems: int, rng: random.Random) -> Path:
 def write_mathvision(path: Path, n: int, rng: random.Random) -> Path:
     rows = []
     for i in range(n):
-        item = _shape(rng)
-        choice = i % 2 == 1
-        rows.append({"id": str(i + 1), "question": "<image1>\nHow many squares are there?",
-                     "options": [str(k) for k in range(1, 6)] if choice and item.count <= 5 else [],
-                     "image": f"images/{i}.png", "decoded_image": _image_struct(item.png(seed=2000 + i), f"{i}.png"),
-                     "answer": "ABCDE"[item.count - 1] if choice and item.count <= 5 else str(item.count),
+        item = draw_sum(rng)
+        options, k = _options(item, 5) if i % 2 else ([], -1)
+        rows.append({"id": str(i + 1), "question": "<image1>\n" + IMAGE_WORDINGS["mathvision"][0],
+                     "options": options, "image": f"images/{i}.png",
+                     "decoded_image": _image_struct(item.png(), f"{i}.png"),
+                     "answer": "ABCDE"[k] if options else str(item.value),
                      "solution": None, "level": 1 + i % 2, "subject": rng.choice(["counting", "arithmetic"])})
     return _write_parquet(rows, MATHVISION_SCHEMA, path)
 
@@ -152,19 +127,20 @@ def write_mathvision(path: Path, n: int, rng: random.Random) -> Path:
 def write_mathvista(path: Path, n: int, rng: random.Random) -> Path:
     rows = []
     for i in range(n):
-        item = _shape(rng)
-        meta = {"category": "math-targeted-vqa" if i % 2 else "general-vqa", "context": "synthetic scene",
-                "grade": "elementary school", "img_height": 112, "img_width": 112, "language": "english",
-                "skills": ["arithmetic reasoning"], "source": "demo", "split": "testmini",
+        item = draw_sum(rng)
+        meta = {"category": "math-targeted-vqa" if i % 2 else "general-vqa", "context": "bar chart",
+                "grade": "elementary school", "img_height": IMAGE_SIZE, "img_width": IMAGE_SIZE,
+                "language": "english", "skills": ["arithmetic reasoning"], "source": "demo", "split": "testmini",
                 "task": "figure question answering"}
+        question = IMAGE_WORDINGS["mathvista"][0]
         if i % 2:
-            row = {"question": "Which colour are the shapes?", "choices": COLOUR_NAMES, "answer": item.colour,
+            row = {"question": question, "choices": _options(item, 3)[0], "answer": str(item.value),
                    "question_type": "multi_choice", "answer_type": "text", "precision": None}
         else:
-            row = {"question": "How many filled squares can be seen?", "choices": None, "answer": str(item.count),
+            row = {"question": question, "choices": None, "answer": str(item.value),
                    "question_type": "free_form", "answer_type": "integer", "precision": None}
         rows.append({"pid": str(i + 1), "image": f"images/{i}.png",
-                     "decoded_image": _image_struct(item.png(seed=3000 + i), f"{i}.png"), "unit": None,
+                     "decoded_image": _image_struct(item.png(), f"{i}.png"), "unit": None,
                      "metadata": meta, "query": row["question"], **row})
     return _write_parquet(rows, MATHVISTA_SCHEMA, path)
 
@@ -172,14 +148,14 @@ def write_mathvista(path: Path, n: int, rng: random.Random) -> Path:
 def write_olympiadbench(path: Path, n: int, rng: random.Random) -> Path:
     rows = []
     for i in range(n):
-        item = _shape(rng)
-        row = {"id": 100 + i, "question": "<image_1>\nDetermine the number of squares in the diagram.", "solution": ["count"],
-               "final_answer": [f"${item.count}$"], "context": None, "modality": "Multimodal",
+        item = draw_sum(rng)
+        row = {"id": 100 + i, "question": "<image_1>\n" + IMAGE_WORDINGS["olympiadbench"][0], "solution": ["add"],
+               "final_answer": [f"${item.value}$"], "context": None, "modality": "Multimodal",
                "difficulty": "Competition", "is_multiple_answer": False, "unit": None, "answer_type": "Numerical",
                "error": None, "question_type": "Open-ended", "subfield": "Combinatorics", "subject": "Math",
                "language": "English"}
         for k in range(1, 6):
-            row[f"image_{k}"] = _image_struct(item.png(seed=4000 + i), None) if k == 1 else None
+            row[f"image_{k}"] = _image_struct(item.png(), None) if k == 1 else None
         rows.append(row)
     return _write_parquet(rows, OLYMPIAD_SCHEMA, path)
 
