@@ -71,13 +71,18 @@ SOURCE_NAMES = ("deepscaler", "virl39k", "math500", "mathverse", "mathvision", "
                               "--out runs/demo/records.jsonl")
 def prepare(
     source: Annotated[str, typer.Option("--from", help=f"Export schema: {', '.join(SOURCE_NAMES)}.")],
-    inp: Annotated[Path, typer.Option("--in", help="The export: a file (json/jsonl/parquet) or its folder.")],
     out: Annotated[Path, typer.Option("--out", help="Records JSONL to write; images go beside it under images/.")],
+    inp: Annotated[Optional[Path], typer.Option("--in", help="The export: a file (json/jsonl/parquet) or its folder. "
+                                                "Without it, the files the reader needs are downloaded from the "
+                                                "source's Hugging Face dataset into the HF cache.")] = None,
+    revision: Annotated[Optional[str], typer.Option(help="Dataset revision to download (without --in): branch, tag "
+                                                         "or commit (default main).")] = None,
 ) -> None:
-    """Convert a raw public dataset export into validated records (JSONL), images beside it."""
+    """Convert a raw public dataset export (a local one, or downloaded from the hub) into validated records (JSONL),
+    images beside it."""
     from infimmr_cli.commands.prepare import run
 
-    run(source, inp, out)
+    run(source, inp, out, revision=revision)
 
 
 @app.command("decontam", epilog="Example: infimmr decontam --train data/train.jsonl --bench data/mathverse.jsonl "
@@ -88,8 +93,9 @@ def decontam(
     bench: Annotated[list[Path], typer.Option(help="Benchmark records (JSONL); repeat for each benchmark.")],
     out: Annotated[Path, typer.Option(help="Where the kept training records go.")],
     removed: Annotated[Path, typer.Option(help="One line per removed item: id, stage, benchmark match, evidence.")],
-    embed_model: Annotated[Optional[Path], typer.Option(
-        help="Local GME-style embedder directory (a Qwen2-VL/Qwen2.5-VL, e.g. gme-Qwen2-VL-2B-Instruct).")] = None,
+    embed_model: Annotated[Optional[str], typer.Option(
+        help="GME-style embedder (a Qwen2-VL/Qwen2.5-VL): a directory or a hub id, e.g. "
+             "Alibaba-NLP/gme-Qwen2-VL-2B-Instruct (downloaded into the HF cache).")] = None,
     threshold: Annotated[float, typer.Option(help="Remove when cosine similarity is strictly above this.")] = 0.95,
     no_embedding: Annotated[bool, typer.Option("--no-embedding", help="Run the text stage only.")] = False,
     batch_size: Annotated[int, typer.Option(help="Items per embedding forward.")] = 8,
@@ -99,12 +105,15 @@ def decontam(
     max_pixels: Annotated[Optional[int], typer.Option(help="Image resize ceiling (default GME's 1280*28*28).")] = None,
     device: Annotated[str, typer.Option(help="Device for the embedder, e.g. cpu or cuda.")] = "cpu",
     dtype: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
+    revision: Annotated[Optional[str], typer.Option(help="Hub revision of a hub-id --embed-model: branch, tag or "
+                                                         "commit (default main).")] = None,
 ) -> None:
     """Drop training items that leak benchmark items: 32-gram / exact-match text stage, then multimodal embeddings."""
     from infimmr_cli.commands.decontam import run
 
     run(train, bench, out, removed, embed_model=embed_model, threshold=threshold, no_embedding=no_embedding,
-        batch_size=batch_size, cache=cache, min_pixels=min_pixels, max_pixels=max_pixels, device=device, dtype=dtype)
+        batch_size=batch_size, cache=cache, min_pixels=min_pixels, max_pixels=max_pixels, device=device, dtype=dtype,
+        revision=revision)
 
 
 # Options classify and caption share (typer reads them from each signature).
@@ -117,6 +126,8 @@ BatchOpt = Annotated[int, typer.Option(help="Records per engine call; each chunk
 LimitOpt = Annotated[Optional[int], typer.Option(help="Only the first N input records.")]
 OutsideOpt = Annotated[bool, typer.Option("--allow-outside-images", help="Accept image paths that leave the input "
                                           "file's folder (a stage that wrote into another folder makes them).")]
+RevisionOpt = Annotated[Optional[str], typer.Option(help="Hub revision of a hub-id model: branch, tag or commit "
+                                                    "(default main); recorded in the provenance.")]
 
 
 @app.command("classify", epilog="Example: infimmr classify --in data/virl39k.jsonl --out data/typed.jsonl "
@@ -124,13 +135,15 @@ OutsideOpt = Annotated[bool, typer.Option("--allow-outside-images", help="Accept
 def classify(
     in_path: InPath,
     out: OutPath = None,
-    model: Annotated[str, typer.Option(help="Model directory, or a hub id found in the local HF cache (no download).")]
+    model: Annotated[str, typer.Option(help="Model directory, or a hub id (downloaded into the HF cache; "
+                                            "HF_HUB_OFFLINE=1: the cache only).")]
     = "Qwen/Qwen2.5-VL-7B-Instruct",
     engine: EngineOpt = "auto",
     batch_size: BatchOpt = 8,
     max_new_tokens: Annotated[int, typer.Option(help="Reply length limit (the reply is one word).")] = 8,
     limit: LimitOpt = None,
     allow_outside_images: OutsideOpt = False,
+    revision: RevisionOpt = None,
 ) -> None:
     """Give each image a type (natural, aigc, mathgeo, chart, table, equation, ocr, gui, other); resumable.
 
@@ -140,7 +153,7 @@ def classify(
     from infimmr_cli.commands.classify import run
 
     run(in_path, out, model=model, engine=engine, batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit,
-        allow_outside_images=allow_outside_images)
+        allow_outside_images=allow_outside_images, revision=revision)
 
 
 @app.command("caption", epilog="Example: infimmr caption --in data/typed.jsonl --out data/captioned.jsonl "
@@ -148,7 +161,8 @@ def classify(
 def caption(
     in_path: InPath,
     out: OutPath = None,
-    model: Annotated[str, typer.Option(help="Model directory, or a hub id found in the local HF cache (no download).")]
+    model: Annotated[str, typer.Option(help="Model directory, or a hub id (downloaded into the HF cache; "
+                                            "HF_HUB_OFFLINE=1: the cache only).")]
     = "U4R/OmniCaptioner",
     engine: EngineOpt = "auto",
     batch_size: BatchOpt = 8,
@@ -157,6 +171,7 @@ def caption(
     allow_outside_images: OutsideOpt = False,
     temperature: Annotated[float, typer.Option(help="0 decodes greedily (default); above 0 samples.")] = 0.0,
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed (with --temperature above 0).")] = None,
+    revision: RevisionOpt = None,
 ) -> None:
     """Write a concise caption per image record under its type's system prompt (for the CMRA phase); resumable.
 
@@ -165,7 +180,7 @@ def caption(
     from infimmr_cli.commands.caption import run
 
     run(in_path, out, model=model, engine=engine, batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit,
-        allow_outside_images=allow_outside_images, temperature=temperature, seed=seed)
+        allow_outside_images=allow_outside_images, temperature=temperature, seed=seed, revision=revision)
 
 
 BENCH_NAMES = ("math500", "mathverse", "mathvision", "mathvision-testmini", "olympiadbench", "mathvista")
@@ -180,7 +195,8 @@ BENCH_NAMES = ("math500", "mathverse", "mathvision", "mathvision-testmini", "oly
 def eval_cmd(
     bench: Annotated[Optional[list[str]], typer.Option("--bench", help=f"Benchmark, repeatable: {', '.join(BENCH_NAMES)}.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Output folder: OUT/<bench>/predictions.jsonl, OUT/results.json.")] = None,
-    model: Annotated[Optional[Path], typer.Option(help="Model directory (HF format) to generate with.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model to generate with: a directory (HF format) or a hub id (downloaded into the HF cache).")] = None,
+    revision: Annotated[Optional[str], typer.Option(help="Hub revision of a hub-id --model: branch, tag or commit (default main).")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(envvar="INFIMMR_DATA", help="Folder holding the benchmark exports (one sub-folder per bench).")] = None,
     records: Annotated[Optional[list[Path]], typer.Option(help="Prepared records instead of the export, one per --bench, same order.")] = None,
     predictions: Annotated[Optional[list[Path]], typer.Option(help="Rescore these predictions (JSONL with id, completion) without a model; one per --bench.")] = None,
@@ -209,7 +225,8 @@ def eval_cmd(
 
     run(bench, out, model=model, data_dir=data_dir, records=records, predictions=predictions, engine=engine,
         batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-        seed=seed, limit=limit, dtype=dtype, workers=workers, reward=reward, max_prompt_len=max_prompt_len)
+        seed=seed, limit=limit, dtype=dtype, workers=workers, reward=reward, max_prompt_len=max_prompt_len,
+        revision=revision)
 
 
 @app.command("compare", epilog="Examples: infimmr compare base=runs/eval/base fra=runs/eval/fra cmra=runs/eval/cmra "
@@ -302,7 +319,8 @@ def inspect_cmd(
 def train_phase(
     phase: Annotated[Optional[str], typer.Option(help="fra (text only), cmra (image + caption) or mre (image).")] = None,
     data: Annotated[Optional[Path], typer.Option(help="Records JSONL (captions needed for cmra).")] = None,
-    init: Annotated[Optional[Path], typer.Option(help="HF model directory, or the previous phase's run folder (its final/ is used).")] = None,
+    init: Annotated[Optional[str], typer.Option(help="HF model directory, the previous phase's run folder (its final/ is used), or a hub id (downloaded into the HF cache).")] = None,
+    revision: Annotated[Optional[str], typer.Option(help="Hub revision of a hub-id --init: branch, tag or commit (default main).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run directory: checkpoints/, final/, metrics.jsonl.")] = None,
     config: Annotated[Optional[Path], typer.Option(help="Phase config JSON, e.g. recipes/phases/fra.json.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option(
@@ -325,7 +343,7 @@ def train_phase(
 
     run(config=config, sets=set_, phase=phase, data=data, init=init, out=out, reward=reward, steps=steps,
         deepspeed=deepspeed, engine=engine, resume=resume, dry_run=dry_run, gpus=gpus, nodes=nodes,
-        val_data=val_data)
+        val_data=val_data, revision=revision)
     finish_process()
 
 

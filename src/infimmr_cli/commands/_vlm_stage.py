@@ -41,27 +41,13 @@ def default_out(in_path: str | Path, stage: str) -> Path:
         stem = stem.removesuffix(f".{suffix}")
     return in_path.with_name(f"{stem}.{STAGE_SUFFIX[stage]}.jsonl")
 
-def resolve_model(model: str | Path) -> Path:
-    """A local model directory: the path itself, or a hub id looked up in the local Hugging Face cache only.
-
-    Never touches the network: `snapshot_download(local_files_only=True)` answers from the cache or fails.
-    """
+def resolve_model(model: str | Path, revision: str | None = None) -> Path:
+    """The checked local model directory `--model` names: a local path, or a hub id from the Hugging Face cache,
+    downloaded there first when online (`modeling.resolve_model`; `HF_HUB_OFFLINE=1` uses the cache only)."""
     from infimmr_cli.modeling import check_model_dir
+    from infimmr_cli.modeling import resolve_model as resolve
 
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return check_model_dir(path)
-    if str(model).count("/") != 1 or path.exists():
-        raise UsageError(f"--model {model}: not a model directory (and not a hub id like Org/Name)")
-    try:
-        from huggingface_hub import snapshot_download
-
-        return check_model_dir(snapshot_download(str(model), local_files_only=True))
-    except Exception as exc:  # LocalEntryNotFoundError, a partial snapshot, ...: all mean "not usable offline"
-        from huggingface_hub.constants import HF_HUB_CACHE
-
-        raise UsageError(f"--model {model}: not found in the local Hugging Face cache ({HF_HUB_CACHE}); download it "
-                         f"first (`hf download {model}`) or pass --model DIR ({type(exc).__name__})") from None
+    return check_model_dir(resolve(model, revision))
 
 
 class RateColumn(ProgressColumn):
@@ -204,11 +190,11 @@ def check_same_settings(name: str, out: Path, mine: dict[str, Any]) -> None:
                          f"choose another --out, or delete {out.name} and its .partial to start over")
 
 
-def engine_opener(model: str | Path, engine: str, batch_size: int) -> EngineFactory:
+def engine_opener(model: str | Path, engine: str, batch_size: int, revision: str | None = None) -> EngineFactory:
     """Resolve the model now (a missing model fails before anything runs); load it only when there is work."""
     if engine not in ("auto", "hf", "vllm"):
         raise UsageError(f"--engine: {engine!r} is not one of auto, hf, vllm")
-    model_dir = resolve_model(model)
+    model_dir = resolve_model(model, revision)
 
     def open_() -> tuple[Any, Any]:
         from infimmr_cli.rollout import open_engine
@@ -216,6 +202,18 @@ def engine_opener(model: str | Path, engine: str, batch_size: int) -> EngineFact
         return open_engine(model_dir, engine=engine, batch_size=batch_size)
 
     return open_
+
+
+def model_opener(model: str | Path, engine: str, batch_size: int, revision: str | None = None,
+                 engine_factory: EngineFactory | None = None) -> tuple[EngineFactory, dict[str, Any]]:
+    """(engine factory, the model's revision and resolved commit for the settings record). `engine_factory` replaces
+    loading (tests, callers holding a model): nothing is resolved then."""
+    from infimmr_cli.modeling import model_revision
+
+    if engine_factory is not None:
+        return engine_factory, model_revision(None, revision)
+    model_dir = resolve_model(model, revision)
+    return engine_opener(model_dir, engine, batch_size), model_revision(model_dir, revision)
 
 
 def generate_per_image(records: Sequence[Record], engine, processor, messages_for: Callable[[Record, int], list],

@@ -152,7 +152,7 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 def check_origin(run_json: Path, origin: dict[str, Any],
-                 keys=("model", "sampling", "system_prompt", "reward", "max_prompt_len")) -> None:
+                 keys=("model", "commit", "sampling", "system_prompt", "reward", "max_prompt_len")) -> None:
     """Refuse to append to predictions another model or other settings made: one predictions file, one run."""
     from infimmr_cli.provenance import read_provenance
 
@@ -189,7 +189,7 @@ def _run(benches: Sequence[str], out: str | Path, model: str | Path | None = Non
         temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0, limit: int | None = None,
         dtype: str = "auto", workers: int | None = None, reward: str = "default", score_timeout: float = 5.0,
         processor: Any = None, quiet: bool = False,
-        max_prompt_len: int = DEFAULT_MAX_PROMPT_LEN) -> dict[str, dict[str, Any]]:
+        max_prompt_len: int = DEFAULT_MAX_PROMPT_LEN, revision: str | None = None) -> dict[str, dict[str, Any]]:
     """Evaluate `model` on each bench (or rescore `predictions`), write OUT/<bench>/… and OUT/results.json.
 
     records / predictions: one file per bench, in --bench order. `engine` is "auto"|"hf"|"vllm" or an object with
@@ -211,10 +211,15 @@ def _run(benches: Sequence[str], out: str | Path, model: str | Path | None = Non
                              f"in the same order")
     if not predictions and model is None:
         raise UsageError("--model: needed to generate (or pass --predictions to rescore without a model)")
+    origin = {"revision": revision, "commit": None}
     if not predictions and isinstance(engine, str):
-        from infimmr_cli.modeling import check_model_dir
+        from infimmr_cli.modeling import check_model_dir, model_revision, resolve_model
 
-        check_model_dir(model)  # fail before preparing any bench, naming what the folder lacks
+        # a hub id comes from the HF cache (fetched there when online); fail before preparing any bench
+        model_dir = check_model_dir(resolve_model(model, revision))
+        origin = model_revision(model_dir, revision)
+    elif revision and not predictions:
+        raise UsageError("--revision: applies to a --model hub id; a model given as an engine object has none")
     if limit is not None and limit < 1:
         raise UsageError(f"--limit: {limit} must be at least 1")
     if max_prompt_len < 1:
@@ -248,19 +253,19 @@ def _run(benches: Sequence[str], out: str | Path, model: str | Path | None = Non
                                           console)
     else:
         gen = _Generator(model, engine, processor, batch_size, dtype,
-                         _sampling(temperature, top_p, top_k, max_new_tokens, seed))
+                         _sampling(temperature, top_p, top_k, max_new_tokens, seed), origin)
         for spec, recs, every, src in loaded:
             entries[spec.name] = _generate(spec, recs, len(every), src, out, gen, reward, workers, score_timeout,
                                            console, max_prompt_len)
     results = merge_results(out, entries)
-    _results_provenance(results, model, engine)
+    _results_provenance(results, model, engine, origin)
     for entry in entries.values():
         print_bench(console, entry)
     console.print(f"results: {results}", highlight=False)
     return entries
 
 
-def _results_provenance(results: Path, model, engine) -> None:
+def _results_provenance(results: Path, model, engine, origin: dict[str, Any] | None = None) -> None:
     """results.json holds benches of several runs: its record names every bench's predictions file."""
     from infimmr_cli.evaluation.report import read_results
     from infimmr_cli.provenance import write_provenance
@@ -268,7 +273,8 @@ def _results_provenance(results: Path, model, engine) -> None:
     benches = sorted(read_results(results)["benchmarks"])
     preds = {b: results.parent / b / "predictions.jsonl" for b in benches}
     write_provenance(results, "eval", {"benches": benches, "model": None if model is None else str(model),
-                                       "engine": engine if isinstance(engine, str) else type(engine).__name__},
+                                       "engine": engine if isinstance(engine, str) else type(engine).__name__,
+                                       **(origin or {})},
                      {f"predictions[{b}]": p for b, p in preds.items() if p.is_file()})
 
 
@@ -284,8 +290,9 @@ def _sampling(temperature, top_p, top_k, max_new_tokens, seed):
 class _Generator:
     """Opens the engine on first use only: an eval whose predictions are all in never loads the model."""
 
-    def __init__(self, model, engine, processor, batch_size, dtype, sampling):
+    def __init__(self, model, engine, processor, batch_size, dtype, sampling, hub=None):
         self.model, self.engine, self.processor = model, engine, processor
+        self.hub = hub or {"revision": None, "commit": None}  # the model's revision and commit (a hub id)
         self.batch_size, self.dtype, self.sampling = batch_size, dtype, sampling
         self.engine_name = engine if isinstance(engine, str) else type(engine).__name__
 
@@ -298,7 +305,7 @@ class _Generator:
         if isinstance(self.engine, str):
             from infimmr_cli.rollout import open_engine
 
-            self.engine, self.processor = open_engine(self.model, engine=self.engine,
+            self.engine, self.processor = open_engine(self.model, engine=self.engine, revision=self.hub["revision"],
                                                       batch_size=self.batch_size or HF_BATCH, dtype=self.dtype)
             self.engine_name = type(self.engine).__name__
         if self.batch_size is None:  # vLLM schedules its own batches: hand it many prompts at once
@@ -308,7 +315,8 @@ class _Generator:
     def origin(self) -> dict[str, Any]:
         from infimmr_cli.data.prompt import SYSTEM_PROMPT
 
-        return {"model": self.model_label, "sampling": asdict(self.sampling), "system_prompt": SYSTEM_PROMPT}
+        return {"model": self.model_label, "sampling": asdict(self.sampling), "system_prompt": SYSTEM_PROMPT,
+                "commit": self.hub["commit"]}
 
 
 def _origin_fields(run_json: Path) -> dict[str, Any]:
@@ -429,7 +437,7 @@ def _report(spec, recs: list[Record], total: int, pred_path: Path, origin: dict[
             official[i] = v
     counts = tally(recs, lines, spec.subsets, spec.order, official=official)
     rel = os.path.relpath(pred_path, pred_path.parent.parent)
-    keep = {k: origin[k] for k in ("model", "engine", "sampling", "reward", "rescored_from", "max_prompt_len")
+    keep = {k: origin[k] for k in ("model", "commit", "engine", "sampling", "reward", "rescored_from", "max_prompt_len")
             if k in origin}
     from infimmr_cli.data.item_errors import warnings_path, write_warnings
 

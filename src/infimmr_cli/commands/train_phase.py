@@ -60,25 +60,25 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
         data: str | Path | None = None, init: str | Path | None = None, out: str | Path | None = None,
         reward: str | None = None, steps: int | None = None, deepspeed: str | None = None, engine: str | None = None,
         resume: bool = False, dry_run: bool = False, gpus: int | None = None, nodes: int = 1,
-        val_data: str | Path | None = None) -> Path:
+        val_data: str | Path | None = None, revision: str | None = None) -> Path:
     """Train one phase; returns OUT (with OUT/final, a plain HF model directory). `dry_run` checks and reports only."""
     from contextlib import ExitStack
 
     with ExitStack() as held:  # the lock on OUT, taken once the settings are known, released on any exit
         return _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine, resume, dry_run, gpus,
-                    nodes, val_data, held)
+                    nodes, val_data, held, revision)
 
 
 def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine, resume, dry_run, gpus, nodes,
-         val_data, held) -> Path:
+         val_data, held, revision=None) -> Path:
     import torch
 
-    from infimmr_cli.modeling import check_model_dir, load_processor, model_dir_of
+    from infimmr_cli.modeling import check_model_dir, load_processor, model_revision, resolve_model
     from infimmr_cli.training import checkpoint, distributed, report
     from infimmr_cli.training.data import PromptSampler, load_prompts
 
     explicit = dict(phase=phase, data=data, init=init, out=out, reward=reward, steps=steps, deepspeed=deepspeed,
-                    engine=engine, val_data=val_data)
+                    engine=engine, val_data=val_data, revision=revision)
     overrides: dict[str, Any] = {k: str(v) if isinstance(v, Path) else v for k, v in explicit.items() if v is not None}
     overrides.update(parse_sets(sets))
     cfg = load_config(config, overrides)
@@ -91,9 +91,11 @@ def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine,
             raise UsageError(f"{key}: required (--{key} or --set {key}=...)")
     if not Path(cfg.data).is_file():
         raise FileNotFoundError(f"{cfg.data}: data file not found")
-    init_dir = model_dir_of(cfg.init)
+    init_id = cfg.init
+    init_dir = resolve_model(cfg.init, cfg.revision or None, flag="--init")  # a hub id: its HF cache snapshot
     if str(init_dir) != cfg.init:
-        console.print(f"--init {cfg.init}: a run folder; starting from its final model {init_dir}", highlight=False)
+        what = "a run folder; starting from its final model" if Path(cfg.init).exists() else "from the hub cache:"
+        console.print(f"--init {cfg.init}: {what} {init_dir}", highlight=False)
         cfg.init = str(init_dir)
     check_model_dir(cfg.init)
     if cfg.deepspeed and not Path(cfg.deepspeed).is_file():
@@ -114,6 +116,9 @@ def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine,
                                Path(cfg.out) / "val")
     sampler = PromptSampler(len(prompts.items), cfg.prompts_per_step, cfg.seed, dist.rank, dist.world_size)
     resolved = report.provenance(cfg)
+    origin = model_revision(init_dir, cfg.revision or None)
+    if origin["commit"]:  # --init named a hub id: which one, and the commit its snapshot holds
+        resolved["settings"].update(init_id=init_id, init_commit=origin["commit"])
     # what the data gave: a reader of run_config.json sees how many prompts were skipped and why
     resolved["prompts"] = {"records": prompts.view.total, "in_view": len(prompts.view.items),
                            "too_long": len(prompts.too_long), "unreadable_image": len(prompts.bad),
