@@ -205,6 +205,22 @@ def test_decontam_records_the_embedders_hub_revision_and_commit(fake_hub, tmp_pa
     assert {c["revision"] for c in fake_hub.calls} == {"v2"}
 
 
+def test_train_phase_starts_from_a_hub_id_and_records_it(fake_hub, tmp_path, capsys, monkeypatch):
+    from infimmr_cli.commands import train_phase
+
+    monkeypatch.setenv("COLUMNS", "200")
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps({"id": str(i), "source": "t", "question": f"What is {i}+1?",
+                                        "answer": str(i + 1), "answer_type": "math"}) + "\n" for i in range(2)))
+    train_phase.run(phase="fra", data=data, init="Org/Tiny", revision="v3", out=tmp_path / "run", dry_run=True,
+                    sets=["deepspeed=", "prompts_per_step=2", "update_batch=2", "group_size=2", "micro_batch=4"])
+    shown = capsys.readouterr().out
+    snap = fake_hub.snapshot("Org/Tiny", None, "v3")
+    assert f"--init Org/Tiny: from the hub cache: {snap}" in shown.replace("\n", "")
+    assert '"init_id": "Org/Tiny"' in shown and f'"init_commit": "{snap.name}"' in shown and '"revision": "v3"' in shown
+    assert {c["revision"] for c in fake_hub.calls} == {"v3"} and not (tmp_path / "run").exists()
+
+
 def test_the_cli_takes_revision_and_refuses_it_with_a_local_model(tiny_model_dir, tmp_path):
     from conftest import run_cli
 

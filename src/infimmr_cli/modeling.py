@@ -188,7 +188,10 @@ def resolve_model(model: str | Path, revision: str | None = None, flag: str = "-
             return str(exc).split("; missing ", 1)[-1]
         return None
 
-    return hub.fetch(text, patterns, revision=revision, complete=missing, flag=flag)
+    try:
+        return hub.fetch(text, patterns, revision=revision, complete=missing, flag=flag)
+    except UsageError as exc:  # `models/gme` may be a mistyped directory rather than a hub id: say both
+        raise UsageError(f"{exc} (there is no local directory {text} either)") from None
 
 
 def model_revision(folder: str | Path | None, revision: str | None = None) -> dict[str, str | None]:
