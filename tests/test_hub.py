@@ -179,6 +179,30 @@ def test_neither_a_path_nor_a_hub_id(fake_hub, tmp_path):
     assert fake_hub.calls == []
 
 
+def test_the_vllm_engine_gets_the_directory_the_processor_came_from(fake_hub, monkeypatch):
+    import sys
+    import types
+
+    from infimmr_cli.rollout import open_engine
+
+    seen = {}
+
+    class LLM:  # vLLM given a hub id would fetch it itself; it must get our resolved snapshot
+        def __init__(self, model=None, **kwargs):
+            seen["model"] = model
+
+    from infimmr_cli.rollout.vllm import Platform
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM))
+    monkeypatch.setattr(Platform, "detect", classmethod(lambda cls: Platform(sleep=False, push="reload",
+                                                                              request_seed=False)))
+    monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # restored afterwards (the engine sets it on CPU)
+    engine, processor = open_engine("Org/Tiny", engine="vllm", revision="v1")
+    snap = fake_hub.snapshot("Org/Tiny", None, "v1")
+    assert seen["model"] == str(snap) and engine.processor is processor
+    assert len(fake_hub.downloads()) == 1 and {c["revision"] for c in fake_hub.calls} == {"v1"}
+
+
 def test_decontam_records_the_embedders_hub_revision_and_commit(fake_hub, tmp_path):
     import numpy as np
     from rich.console import Console
