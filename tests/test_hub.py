@@ -77,6 +77,7 @@ def fake_hub(tmp_path, monkeypatch, model_repo) -> FakeHub:
     fake = FakeHub(tmp_path / "hf" / "hub", {"Org/Tiny": model_repo})
     monkeypatch.setattr(hub, "download", fake)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     return fake
 
 
@@ -298,6 +299,7 @@ def data_hub(tmp_path, monkeypatch, dataset_repos) -> FakeHub:
                                              if s in HUB_EXPORTS})
     monkeypatch.setattr(hub, "download", fake)
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     return fake
 
 

@@ -35,8 +35,10 @@ def is_hub_id(text: str) -> bool:
 
 
 def offline() -> bool:
-    """`HF_HUB_OFFLINE` as huggingface_hub reads it, but at call time (the library reads it once, at import)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+    """`HF_HUB_OFFLINE` (or the older `TRANSFORMERS_OFFLINE`) as huggingface_hub reads it, but at call time (the
+    library reads it once, at import)."""
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().upper() in ("1", "ON", "YES", "TRUE")
 
 
 def download(repo_id: str, *, repo_type: str | None = None, revision: str | None = None,
