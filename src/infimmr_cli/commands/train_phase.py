@@ -358,7 +358,9 @@ def _read_problems(out_dir: Path) -> list[tuple[str, str]]:
     path = out_dir / "warnings.jsonl"
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from infimmr_cli.data.records import jsonl_lines
+
+    rows = [json.loads(line) for line in jsonl_lines(path.read_text(encoding="utf-8")) if line.strip()]
     return [(str(r["id"]), str(r["error"])) for r in rows]
 
 
