@@ -340,8 +340,12 @@ def train_phase(
 
 
 def main() -> None:
-    from infimmr_cli.errors import run_cli
+    import sys
 
+    from infimmr_cli.errors import run_cli
+    from infimmr_cli.no_deepspeed import for_command
+
+    for_command(sys.argv[1:])  # no DeepSpeed import (nor its "Setting accelerator to CPU") where no command uses it
     run_cli(app)
 
 

@@ -82,6 +82,10 @@ def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine,
     overrides: dict[str, Any] = {k: str(v) if isinstance(v, Path) else v for k, v in explicit.items() if v is not None}
     overrides.update(parse_sets(sets))
     cfg = load_config(config, overrides)
+    if not cfg.deepspeed:  # plain torch: transformers and accelerate need not import DeepSpeed (nor log about it)
+        from infimmr_cli.no_deepspeed import not_needed
+
+        not_needed()
     dist = distributed.from_env()
     console = Console(quiet=not dist.is_main)
 
