@@ -23,10 +23,21 @@ class PipelineGroup(TyperGroup):
 
     def get_command(self, ctx, name: str):
         command = super().get_command(ctx, name)
-        for param in getattr(command, "params", []):
-            if getattr(param, "is_flag", False) and param.metavar is None:
-                param.metavar = ""  # a flag takes no value: no `<bool>` beside it in --help
+        if command is not None:
+            _no_bool_metavar([*command.params, command.get_help_option(ctx)])
         return command
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        _no_bool_metavar([option])
+        return option
+
+
+def _no_bool_metavar(params) -> None:
+    """A flag takes no value: no `<bool>` beside it in --help (click makes --help itself on request)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
 
 
 app = typer.Typer(
@@ -95,7 +106,7 @@ def decontam(
     removed: Annotated[Path, typer.Option(help="One line per removed item: id, stage, benchmark match, evidence.")],
     embed_model: Annotated[Optional[str], typer.Option(
         help="GME-style embedder (a Qwen2-VL/Qwen2.5-VL): a directory or a hub id, e.g. "
-             "Alibaba-NLP/gme-Qwen2-VL-2B-Instruct (downloaded into the HF cache).")] = None,
+             "Alibaba-NLP/gme-Qwen2-VL-2B-Instruct (downloaded into the HF cache); required unless --no-embedding.")] = None,
     threshold: Annotated[float, typer.Option(help="Remove when cosine similarity is strictly above this.")] = 0.95,
     no_embedding: Annotated[bool, typer.Option("--no-embedding", help="Run the text stage only.")] = False,
     batch_size: Annotated[int, typer.Option(help="Items per embedding forward.")] = 8,
@@ -193,11 +204,11 @@ BENCH_NAMES = ("math500", "mathverse", "mathvision", "mathvision-testmini", "oly
              "--max-new-tokens 16\n\n"
              "infimmr eval --bench mathverse --out runs/eval/mre --predictions runs/eval/mre/mathverse/predictions.jsonl")
 def eval_cmd(
-    bench: Annotated[Optional[list[str]], typer.Option("--bench", help=f"Benchmark, repeatable: {', '.join(BENCH_NAMES)}.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder: OUT/<bench>/predictions.jsonl, OUT/results.json.")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model to generate with: a directory (HF format) or a hub id (downloaded into the HF cache).")] = None,
+    bench: Annotated[list[str], typer.Option("--bench", help=f"Benchmark, repeatable: {', '.join(BENCH_NAMES)}.")],
+    out: Annotated[Path, typer.Option(help="Output folder: OUT/<bench>/predictions.jsonl, OUT/results.json.")],
+    model: Annotated[Optional[str], typer.Option(help="Model to generate with: a directory (HF format), a train-phase run folder (its final/), or a hub id (downloaded into the HF cache); required unless --predictions.")] = None,
     revision: Annotated[Optional[str], typer.Option(help="Hub revision of a hub-id --model: branch, tag or commit (default main).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(envvar="INFIMMR_DATA", help="Folder holding the benchmark exports (one sub-folder per bench).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(envvar="INFIMMR_DATA", help="Folder holding the benchmark exports (one sub-folder per bench); required unless --records or --predictions.")] = None,
     records: Annotated[Optional[list[Path]], typer.Option(help="Prepared records instead of the export, one per --bench, same order.")] = None,
     predictions: Annotated[Optional[list[Path]], typer.Option(help="Rescore these predictions (JSONL with id, completion) without a model; one per --bench.")] = None,
     engine: Annotated[str, typer.Option(help="auto (vLLM on GPU when installed, else HF), hf or vllm.")] = "auto",
@@ -215,12 +226,6 @@ def eval_cmd(
 ) -> None:
     """Evaluate a model on the paper's benchmarks (k/N overall and per subset), or rescore predictions
     (`infimmr compare` tabulates eval folders)."""
-    from infimmr_cli.errors import UsageError
-
-    if not bench:
-        raise UsageError("--bench: give at least one benchmark")
-    if out is None:
-        raise UsageError("--out: the folder to write predictions and results into")
     from infimmr_cli.commands.eval import run
 
     run(bench, out, model=model, data_dir=data_dir, records=records, predictions=predictions, engine=engine,
@@ -309,6 +314,10 @@ def inspect_cmd(
     run(run_dir, step=step, record_id=record_id, worst=worst, best=best, width=width)
 
 
+# train-phase's required settings may also come from --config or --set, so click cannot enforce them; run() does.
+_NEEDED = "Required: here, in --config, or as --set {0}=..."
+
+
 @app.command(
     "train-phase",
     epilog="Example: infimmr train-phase --config recipes/phases/fra.json --data clean.jsonl "
@@ -317,11 +326,11 @@ def inspect_cmd(
            "--data clean.jsonl --init ckpt/fra/final --out ckpt/cmra",
 )
 def train_phase(
-    phase: Annotated[Optional[str], typer.Option(help="fra (text only), cmra (image + caption) or mre (image).")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Records JSONL (captions needed for cmra).")] = None,
-    init: Annotated[Optional[str], typer.Option(help="HF model directory, the previous phase's run folder (its final/ is used), or a hub id (downloaded into the HF cache).")] = None,
+    phase: Annotated[Optional[str], typer.Option(help="fra (text only), cmra (image + caption) or mre (image); default: --config's, else fra.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help=f"Records JSONL (captions needed for cmra). {_NEEDED.format('data')}")] = None,
+    init: Annotated[Optional[str], typer.Option(help=f"HF model directory, the previous phase's run folder (its final/ is used), or a hub id (downloaded into the HF cache). {_NEEDED.format('init')}")] = None,
     revision: Annotated[Optional[str], typer.Option(help="Hub revision of a hub-id --init: branch, tag or commit (default main).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Run directory: checkpoints/, final/, metrics.jsonl.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help=f"Run directory: checkpoints/, final/, metrics.jsonl. {_NEEDED.format('out')}")] = None,
     config: Annotated[Optional[Path], typer.Option(help="Phase config JSON, e.g. recipes/phases/fra.json.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="Override any config key: --set lr=1e-5 --set beta=0 (repeatable; values parsed as JSON).")] = None,
@@ -348,8 +357,12 @@ def train_phase(
 
 
 def main() -> None:
-    from infimmr_cli.errors import run_cli
+    import sys
 
+    from infimmr_cli.errors import run_cli
+    from infimmr_cli.no_deepspeed import for_command
+
+    for_command(sys.argv[1:])  # no DeepSpeed import (nor its "Setting accelerator to CPU") where no command uses it
     run_cli(app)
 
 

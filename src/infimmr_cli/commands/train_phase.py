@@ -82,6 +82,10 @@ def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine,
     overrides: dict[str, Any] = {k: str(v) if isinstance(v, Path) else v for k, v in explicit.items() if v is not None}
     overrides.update(parse_sets(sets))
     cfg = load_config(config, overrides)
+    if not cfg.deepspeed:  # plain torch: transformers and accelerate need not import DeepSpeed (nor log about it)
+        from infimmr_cli.no_deepspeed import not_needed
+
+        not_needed()
     dist = distributed.from_env()
     console = Console(quiet=not dist.is_main)
 
@@ -363,7 +367,9 @@ def _read_problems(out_dir: Path) -> list[tuple[str, str]]:
     path = out_dir / "warnings.jsonl"
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from infimmr_cli.data.records import jsonl_lines
+
+    rows = [json.loads(line) for line in jsonl_lines(path.read_text(encoding="utf-8")) if line.strip()]
     return [(str(r["id"]), str(r["error"])) for r in rows]
 
 
