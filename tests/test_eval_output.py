@@ -1,0 +1,114 @@
+"""What `infimmr eval` prints for a person or a log file: a header naming the model and the bench, a progress line per
+chunk off a terminal, one line per bench for a rerun that had nothing to do; and the compare chart's labels."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from infimmr_cli.commands.eval import describe_model, pick_model, run
+from infimmr_cli.progress import StageProgress, progress_line
+from test_eval import CASES, data_dir, engine_for  # noqa: F401  (data_dir: the module's bench exports fixture)
+
+
+def test_progress_line_counts_the_rate_of_this_run_only():
+    assert progress_line("mathvista", 64, 500, verb="generated", seconds=5.0, done_here=64) == \
+        "mathvista: 64/500 items generated (12.8 items/s, ~0:00:34 left)"
+    # a resumed run: 100 were done before, 20 now in 10 s; the last update has nothing left to estimate
+    assert progress_line("caption", 120, 120, unit="records", seconds=10.0, done_here=20, note="3 failed") == \
+        "caption: 120/120 records, 3 failed (2 records/s)"
+    assert progress_line("x", 0, 5) == "x: 0/5 items"
+
+
+def test_progress_off_a_terminal_is_one_plain_line_per_update(capsys):
+    from rich.console import Console
+
+    console = Console()  # pytest's captured stdout: not a terminal
+    assert not console.is_terminal
+    with StageProgress(console, "classify", 10, completed=4, unit="records") as bar:
+        bar.advance(3)
+        bar.advance(3, "done")
+    with StageProgress(console, "hidden", 2, enabled=False) as bar:
+        bar.advance(2)
+    lines = capsys.readouterr().out.splitlines()
+    assert [re.sub(r" \(.*\)$", "", x) for x in lines] == ["classify: 7/10 records", "classify: 10/10 records, done"]
+    assert re.fullmatch(r"classify: 7/10 records \([0-9.e+]+ records/s, ~\d+:\d\d:\d\d left\)", lines[0])
+
+
+def test_eval_header_progress_lines_and_a_rerun_with_nothing_to_do(data_dir, tmp_path, capsys):
+    script, out = CASES["mathverse"][0], tmp_path / "run"
+    run(["mathverse"], out, model="m", data_dir=data_dir, batch_size=2,
+        engine=engine_for("mathverse", data_dir, tmp_path, script))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "eval: mathverse (4 items, 0 already done) with m"
+    steps = [x for x in lines if x.startswith("mathverse: ") and " generated" in x]
+    assert [x.split(" (")[0] for x in steps] == ["mathverse: 2/4 items generated, 1 right",
+                                                 "mathverse: 4/4 items generated, 2 right"]
+    assert any(x.startswith("mathverse: 2/4 correct") for x in lines)  # the table, as before
+    assert lines[-1] == f"results: {out / 'results.json'}"
+
+    idle = engine_for("mathverse", data_dir, tmp_path, script)
+    run(["mathverse"], out, model="m", data_dir=data_dir, engine=idle)
+    assert capsys.readouterr().out.splitlines() == [
+        f"mathverse: 2/4 reward, 2/3 official +1 judge (nothing to do; results in {out / 'results.json'})"]
+    assert idle.seen == []
+
+    # Nothing to generate, but other counts than results.json holds (a smaller --limit): header and table again.
+    run(["mathverse"], out, model="m", data_dir=data_dir, engine=idle, limit=2)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "eval: mathverse (2 items, 2 already done) with m"
+    assert any(x.startswith("mathverse: 1/2 correct") for x in lines) and idle.seen == []
+
+
+def test_a_resumed_eval_says_how_many_items_were_done(data_dir, tmp_path, capsys):
+    script, out = CASES["mathverse"][0], tmp_path / "run"
+    run(["mathverse"], out, model="m", data_dir=data_dir, limit=3,
+        engine=engine_for("mathverse", data_dir, tmp_path, script))
+    capsys.readouterr()
+    run(["mathverse"], out, model="m", data_dir=data_dir, engine=engine_for("mathverse", data_dir, tmp_path, script))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "eval: mathverse (4 items, 3 already done) with m"
+    assert lines[1].startswith("mathverse: 4/4 items generated, ")
+
+
+def _run_folder(root: Path, model_dir: Path) -> Path:
+    """A train-phase run folder as train-phase leaves it: run_config.json, final/, checkpoints/step-N/."""
+    run_dir = root / "runs" / "fra"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    shutil.copytree(model_dir, run_dir / "final")
+    shutil.copytree(model_dir, run_dir / "checkpoints" / "step-000040")
+    (run_dir / "run_config.json").write_text(json.dumps({"command": "train-phase", "settings": {"phase": "fra"}}))
+    return run_dir
+
+
+def test_a_run_folder_means_its_final_model_and_the_header_says_which(tmp_path, tiny_model_dir):
+    run_dir = _run_folder(tmp_path, tiny_model_dir)
+    assert pick_model(run_dir) == run_dir / "final"
+    assert pick_model(tiny_model_dir) == tiny_model_dir  # a model folder is itself
+    assert describe_model(run_dir / "final") == f"{run_dir / 'final'} (train-phase run {run_dir}, phase fra, final model)"
+    step = run_dir / "checkpoints" / "step-000040"
+    assert describe_model(step) == f"{step} (train-phase run {run_dir}, phase fra, checkpoint at step 40)"
+    assert describe_model(tiny_model_dir) == str(tiny_model_dir)
+    assert describe_model("Org/Name") == "Org/Name"
+
+
+def test_cli_eval_into_a_log_file_names_the_model_and_shows_progress(tmp_path, tiny_model_dir, data_dir):
+    """The real HF engine on CPU, stdout a pipe (as `> eval.log`): header, a progress line, then the rerun's line."""
+    run_dir = _run_folder(tmp_path, tiny_model_dir)
+    out = tmp_path / "ev"
+    args = ("eval", "--bench", "math500", "--model", run_dir, "--out", out, "--limit", "2", "--max-new-tokens", "2",
+            "--engine", "hf", "--batch-size", "1")
+    lines = run_cli(*args, INFIMMR_DATA=str(data_dir)).stdout.splitlines()
+    assert lines[0] == (f"eval: math500 (2 items, 0 already done) with {run_dir / 'final'} "
+                        f"(train-phase run {run_dir}, phase fra, final model)")
+    assert [x.split(",")[0] for x in lines[1:3]] == ["math500: 1/2 items generated", "math500: 2/2 items generated"]
+    entry = json.loads((out / "results.json").read_text())["benchmarks"]["math500"]
+    assert entry["model"] == str((run_dir / "final").resolve())
+    again = run_cli(*args, INFIMMR_DATA=str(data_dir)).stdout.splitlines()
+    k, ok = entry["accuracy"]["k"], entry["official"]["k"]
+    assert again == [f"math500: {k}/2 reward, {ok}/2 official (nothing to do; results in {out / 'results.json'})"]
