@@ -112,3 +112,20 @@ def test_cli_eval_into_a_log_file_names_the_model_and_shows_progress(tmp_path, t
     again = run_cli(*args, INFIMMR_DATA=str(data_dir)).stdout.splitlines()
     k, ok = entry["accuracy"]["k"], entry["official"]["k"]
     assert again == [f"math500: {k}/2 reward, {ok}/2 official (nothing to do; results in {out / 'results.json'})"]
+
+
+def test_classify_into_a_log_file_shows_a_line_per_chunk_counting_what_a_resume_found(tmp_path, capsys):
+    """classify and caption share the helper: off a terminal a line per chunk, N counting the records found done."""
+    from infimmr_cli.commands import classify
+    from test_classify_caption import ScriptedEngine, factory, make_records
+
+    src = make_records(tmp_path, [(f"r{k}", [k + 1]) for k in range(5)])
+    out = tmp_path / "typed.jsonl"
+    with pytest.raises(RuntimeError):
+        classify.run(src, out, engine_factory=factory(ScriptedEngine(lambda tag, req: "chart", fail_after_calls=1)),
+                     batch_size=2)
+    capsys.readouterr()
+    classify.run(src, out, engine_factory=factory(ScriptedEngine(lambda tag, req: "table")), batch_size=2)
+    steps = [x.split(" (")[0] for x in capsys.readouterr().out.splitlines() if x.startswith("classify: ")
+             and "/5 records" in x]
+    assert steps == ["classify: 4/5 records", "classify: 5/5 records"]
