@@ -129,3 +129,13 @@ def test_classify_into_a_log_file_shows_a_line_per_chunk_counting_what_a_resume_
     steps = [x.split(" (")[0] for x in capsys.readouterr().out.splitlines() if x.startswith("classify: ")
              and "/5 records" in x]
     assert steps == ["classify: 4/5 records", "classify: 5/5 records"]
+
+
+def test_train_phase_into_a_log_file_shows_a_line_per_step(tmp_path, train_data, tiny_model_dir, capsys):
+    from test_train_phase import _train
+
+    _train(tmp_path / "run", train_data, tiny_model_dir, phase="fra", steps=2)
+    steps = [x for x in capsys.readouterr().out.splitlines() if x.startswith("fra: ")]
+    assert [x.split(", reward")[0] for x in steps] == ["fra: 1/2 steps", "fra: 2/2 steps"]
+    assert re.fullmatch(r"fra: 1/2 steps, reward \d\.\d{3}, len \d+ \([0-9.e+]+ steps/s, ~\d+:\d\d:\d\d left\)",
+                        steps[0])
