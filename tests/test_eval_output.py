@@ -139,3 +139,55 @@ def test_train_phase_into_a_log_file_shows_a_line_per_step(tmp_path, train_data,
     assert [x.split(", reward")[0] for x in steps] == ["fra: 1/2 steps", "fra: 2/2 steps"]
     assert re.fullmatch(r"fra: 1/2 steps, reward \d\.\d{3}, len \d+ \([0-9.e+]+ steps/s, ~\d+:\d\d:\d\d left\)",
                         steps[0])
+
+
+def _results(folder: Path, entries: dict) -> str:
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"benchmarks": entries}))
+    return str(folder)
+
+
+def _entry(k: int, n: int, ok: int, on: int, judge: int = 0) -> dict:
+    return {"accuracy": {"k": k, "n": n}, "official": {"k": ok, "n": on}, "official_judge": judge}
+
+
+def _drawn(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    fig.draw_without_rendering()
+    return fig.axes[0]
+
+
+def _overlaps(texts) -> list[tuple[str, str]]:
+    boxes = [(t.get_text(), t.get_window_extent()) for t in texts if t.get_text()]
+    return [(a, b) for i, (a, x) in enumerate(boxes) for b, y in boxes[i + 1:] if x.overlaps(y)]
+
+
+def test_compare_chart_has_a_title_benches_with_n_values_as_k_over_n_and_a_legend(tmp_path):
+    from infimmr_cli.evaluation import compare
+
+    runs = {"base": {"mathvista": _entry(0, 6, 0, 6), "mathverse": _entry(1, 6, 1, 5, judge=1)},
+            "fra": {"mathvista": _entry(3, 6, 2, 6), "mathverse": _entry(2, 6, 2, 5, judge=1)},
+            "mre": {"mathvista": _entry(6, 6, 6, 6), "mathverse": _entry(4, 6, 4, 5, judge=1)}}
+    rows = [compare.load_row(label, _results(tmp_path / label, e)) for label, e in runs.items()]
+    ax = _drawn(compare.compare_figure(rows))
+    assert ax.get_title().splitlines()[0] == "Accuracy per benchmark (%)"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["MathVerse\nN=5 +1 judge", "MathVista\nN=6"]
+    labels = [t.get_text() for t in ax.texts]  # bar labels, run by run, bench by bench (official rule: headline)
+    assert labels == ["20.0%\n1/5", "0.0%\n0/6", "40.0%\n2/5", "33.3%\n2/6", "80.0%\n4/5", "100.0%\n6/6"]
+    assert all(t.get_fontsize() >= 8 and t.get_rotation() == 0 for t in ax.texts)
+    assert not _overlaps(ax.texts)
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["base", "fra", "mre"]
+    assert ax.get_ylim()[1] > 100  # a 100% bar's label stays inside the axes
+
+    # Many bars (the paper's rows added): the labels turn upright on one line and still do not overlap; runs that
+    # scored different N show the range; the paper's numbers as printed.
+    rows[1] = compare.load_row("fra", _results(tmp_path / "fra4", {"mathvista": _entry(3, 4, 2, 4)}))
+    ax = _drawn(compare.compare_figure(rows + compare.paper_rows()))
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks[-1] == "MathVista\nN=4–6" and "MathVision" in ticks  # only paper numbers there: no N
+    texts = [t.get_text() for t in ax.texts]
+    assert "50.0% 2/4" in texts and "43.68" in texts
+    assert all(t.get_rotation() == 90 for t in ax.texts) and not _overlaps(ax.texts)
+    assert len(ax.get_legend().get_texts()) == 3 + len(compare.paper_rows())
