@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from infimmr_cli.commands.eval import describe_model, pick_model, run
+from infimmr_cli.commands.eval import describe_model, run
 from infimmr_cli.progress import StageProgress, progress_line
 from test_eval import CASES, data_dir, engine_for  # noqa: F401  (data_dir: the module's bench exports fixture)
 
@@ -86,10 +86,8 @@ def _run_folder(root: Path, model_dir: Path) -> Path:
     return run_dir
 
 
-def test_a_run_folder_means_its_final_model_and_the_header_says_which(tmp_path, tiny_model_dir):
+def test_the_header_says_which_model_of_a_train_phase_run(tmp_path, tiny_model_dir):
     run_dir = _run_folder(tmp_path, tiny_model_dir)
-    assert pick_model(run_dir) == run_dir / "final"
-    assert pick_model(tiny_model_dir) == tiny_model_dir  # a model folder is itself
     assert describe_model(run_dir / "final") == f"{run_dir / 'final'} (train-phase run {run_dir}, phase fra, final model)"
     step = run_dir / "checkpoints" / "step-000040"
     assert describe_model(step) == f"{step} (train-phase run {run_dir}, phase fra, checkpoint at step 40)"

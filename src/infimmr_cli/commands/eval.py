@@ -211,9 +211,10 @@ def _run(benches: Sequence[str], out: str | Path, model: str | Path | None = Non
     if not predictions and model is None:
         raise UsageError("--model: needed to generate (or pass --predictions to rescore without a model)")
     if not predictions and isinstance(engine, str):
-        from infimmr_cli.modeling import check_model_dir
+        from infimmr_cli.modeling import check_model_dir, model_dir_of
 
-        model = pick_model(model)  # a train-phase run folder means its final model (else its newest step)
+        if Path(model).is_dir():  # a train-phase run folder means its final model, as train-phase --init takes it
+            model = model_dir_of(model)
         check_model_dir(model)  # fail before preparing any bench, naming what the folder lacks
     if limit is not None and limit < 1:
         raise UsageError(f"--limit: {limit} must be at least 1")
@@ -272,19 +273,6 @@ def _run(benches: Sequence[str], out: str | Path, model: str | Path | None = Non
     if not entries or idle != set(entries):  # each idle line names results.json already
         console.print(f"results: {results}", highlight=False, soft_wrap=True)
     return entries
-
-
-def pick_model(model: str | Path) -> str | Path:
-    """--model as given, or for a train-phase run folder (no config.json, a final/ or checkpoints/step-N/ inside) the
-    model it holds: its final, else its newest complete step (as `infimmr export` picks)."""
-    path = Path(model)
-    if not path.is_dir() or (path / "config.json").exists():
-        return model
-    if not (path / "final").is_dir() and not (path / "checkpoints").is_dir():
-        return model  # check_model_dir names what the folder lacks
-    from infimmr_cli.commands.export import resolve_checkpoint
-
-    return resolve_checkpoint(path)
 
 
 def describe_model(model: str | Path | None) -> str:
