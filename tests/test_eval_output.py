@@ -189,3 +189,14 @@ def test_compare_chart_has_a_title_benches_with_n_values_as_k_over_n_and_a_legen
     assert "50.0% 2/4" in texts and "43.68" in texts
     assert all(t.get_rotation() == 90 for t in ax.texts) and not _overlaps(ax.texts)
     assert len(ax.get_legend().get_texts()) == 3 + len(compare.paper_rows())
+
+
+def test_a_rescore_names_the_predictions_file_and_prints_its_table(data_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    run(["mathverse"], out, model="m", data_dir=data_dir, quiet=True,
+        engine=engine_for("mathverse", data_dir, tmp_path, CASES["mathverse"][0]))
+    preds = out / "mathverse" / "predictions.jsonl"
+    run(["mathverse"], tmp_path / "again", data_dir=data_dir, predictions=[preds])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"eval: mathverse (4 items) rescoring {preds}"
+    assert any(x.startswith("mathverse: 2/4 correct") for x in lines)
