@@ -9,11 +9,22 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
+from test_eval import CASES, LAYOUT, engine_for
+
 from infimmr_cli.commands.eval import describe_model, run
 from infimmr_cli.progress import StageProgress, progress_line
-from test_eval import CASES, data_dir, engine_for  # noqa: F401  (data_dir: the module's bench exports fixture)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """The bench exports test_eval scripts its engines against."""
+    import exports
+
+    d = tmp_path_factory.mktemp("bench-data")
+    for bench, sub in LAYOUT.items():
+        exports.MAKERS[bench](d / sub)
+    return d
 
 
 def test_progress_line_counts_the_rate_of_this_run_only():
@@ -88,7 +99,8 @@ def _run_folder(root: Path, model_dir: Path) -> Path:
 
 def test_the_header_says_which_model_of_a_train_phase_run(tmp_path, tiny_model_dir):
     run_dir = _run_folder(tmp_path, tiny_model_dir)
-    assert describe_model(run_dir / "final") == f"{run_dir / 'final'} (train-phase run {run_dir}, phase fra, final model)"
+    final = run_dir / "final"
+    assert describe_model(final) == f"{final} (train-phase run {run_dir}, phase fra, final model)"
     step = run_dir / "checkpoints" / "step-000040"
     assert describe_model(step) == f"{step} (train-phase run {run_dir}, phase fra, checkpoint at step 40)"
     assert describe_model(tiny_model_dir) == str(tiny_model_dir)
@@ -114,8 +126,9 @@ def test_cli_eval_into_a_log_file_names_the_model_and_shows_progress(tmp_path, t
 
 def test_classify_into_a_log_file_shows_a_line_per_chunk_counting_what_a_resume_found(tmp_path, capsys):
     """classify and caption share the helper: off a terminal a line per chunk, N counting the records found done."""
-    from infimmr_cli.commands import classify
     from test_classify_caption import ScriptedEngine, factory, make_records
+
+    from infimmr_cli.commands import classify
 
     src = make_records(tmp_path, [(f"r{k}", [k + 1]) for k in range(5)])
     out = tmp_path / "typed.jsonl"

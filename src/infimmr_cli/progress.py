@@ -22,7 +22,7 @@ def _rate_text(rate: float, unit: str) -> str:
 
 
 def _clock(seconds: float) -> str:
-    s = int(round(seconds))
+    s = round(seconds)
     return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
@@ -64,7 +64,7 @@ class StageProgress:
         self._task: Any = None
         self._start, self._start_done = 0.0, completed
 
-    def __enter__(self) -> "StageProgress":
+    def __enter__(self) -> StageProgress:
         self._start, self._start_done = time.perf_counter(), self.completed
         if self.enabled and self.console.is_terminal:
             self._bar = Progress(TextColumn(f"[bold]{self.label}"), BarColumn(), MofNCompleteColumn(),

@@ -249,7 +249,8 @@ def _run(benches: Sequence[str], out: str | Path, model: str | Path | None = Non
     idle = set()  # benches this rerun had nothing to do for
     if rescoring:
         for (spec, recs, every, src), pfile in zip(loaded, predictions):
-            console.print(f"eval: {spec.name} ({len(recs)} items) rescoring {pfile}", highlight=False, soft_wrap=True)
+            console.print(f"eval: {spec.name} ({len(recs)} items) rescoring {pfile}", highlight=False, markup=False,
+                          soft_wrap=True)
             entries[spec.name] = _rescore(spec, recs, every, src, Path(pfile), out, reward, workers, score_timeout,
                                           console)
             print_bench(console, entries[spec.name])
@@ -262,7 +263,7 @@ def _run(benches: Sequence[str], out: str | Path, model: str | Path | None = Non
             entries[spec.name] = entry
             if not worked and same_entry(before.get(spec.name), entry):  # a rerun: one line, not the table again
                 console.print(bench_line(entry, f"nothing to do; results in {out / RESULTS}"), highlight=False,
-                              soft_wrap=True)
+                              markup=False, soft_wrap=True)
                 idle.add(spec.name)
                 continue
             if not worked:  # nothing generated, but other counts (e.g. a smaller --limit): say what they are of
@@ -271,7 +272,7 @@ def _run(benches: Sequence[str], out: str | Path, model: str | Path | None = Non
     results = merge_results(out, entries)
     _results_provenance(results, model, engine)
     if not entries or idle != set(entries):  # each idle line names results.json already
-        console.print(f"results: {results}", highlight=False, soft_wrap=True)
+        console.print(f"results: {results}", highlight=False, markup=False, soft_wrap=True)
     return entries
 
 
@@ -364,7 +365,7 @@ def _origin_fields(run_json: Path) -> dict[str, Any]:
 def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _Generator, reward: str,
               workers: int | None, timeout: float, console: Console,
               max_prompt_len: int = DEFAULT_MAX_PROMPT_LEN) -> tuple[dict[str, Any], bool]:
-    """(the bench's results.json entry, whether this run generated or scored anything)."""
+    """(the bench's results.json entry, whether this run generated anything)."""
     from infimmr_cli.progress import StageProgress
     from infimmr_cli.evaluation.tally import is_correct
     from infimmr_cli.data.images import ImageError
