@@ -34,6 +34,9 @@ def test_progress_line_counts_the_rate_of_this_run_only():
     assert progress_line("caption", 120, 120, unit="records", seconds=10.0, done_here=20, note="3 failed") == \
         "caption: 120/120 records, 3 failed (2 records/s)"
     assert progress_line("x", 0, 5) == "x: 0/5 items"
+    assert progress_line("x", 1, 2, seconds=1.0, done_here=687000).endswith("(687000 items/s, ~0:00:00 left)")
+    assert progress_line("fra", 1, 9, unit="steps", seconds=20.0, done_here=1) == \
+        "fra: 1/9 steps (0.05 steps/s, ~0:02:40 left)"
 
 
 def test_progress_off_a_terminal_is_one_plain_line_per_update(capsys):

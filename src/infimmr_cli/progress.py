@@ -18,7 +18,9 @@ from rich.text import Text
 
 
 def _rate_text(rate: float, unit: str) -> str:
-    return f"{rate:.3g} {unit}/s"
+    """`12.3 items/s`, `740 items/s`, `0.05 steps/s`: three digits at most, no exponent in the usual range."""
+    text = f"{rate:.0f}" if rate >= 100 else f"{rate:.3g}" if rate >= 1 else f"{rate:.2g}"
+    return f"{text} {unit}/s"
 
 
 def _clock(seconds: float) -> str:
