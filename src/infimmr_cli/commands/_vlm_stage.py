@@ -14,10 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
 from rich.table import Table
-from rich.text import Text
 
 from infimmr_cli.errors import UsageError
 from infimmr_cli.data.records import Record, ResumableWriter, iter_records, read_records
@@ -48,18 +45,6 @@ def resolve_model(model: str | Path, revision: str | None = None) -> Path:
     from infimmr_cli.modeling import resolve_model as resolve
 
     return check_model_dir(resolve(model, revision))
-
-
-class RateColumn(ProgressColumn):
-    """Records per second (rich's speed estimate over the recent window)."""
-
-    def render(self, task) -> Text:
-        return Text(f"{task.speed or 0.0:.2f} items/s", style="progress.data.speed")
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
 
 
 def run_stage(name: str, in_path: str | Path, out_path: str | Path, process: Process, *, open_engine: EngineFactory,
@@ -110,15 +95,18 @@ def _run_stage(name, in_path: Path, out: Path, process: Process, open_engine: En
             console.print(f"{name}: resuming, {len(records) - len(todo)} records already in {writer.partial}")
         if todo:
             engine, processor = open_engine()
-            with _progress(console) as bar:
-                task = bar.add_task(name, total=len(todo))
+            from infimmr_cli.progress import StageProgress
+
+            # a bar on a terminal, a line per chunk in a log file
+            with StageProgress(console, name, len(records), completed=len(records) - len(todo),
+                               unit="records") as bar:
                 for start in range(0, len(todo), batch_size):
                     chunk = todo[start:start + batch_size]
                     done = process(chunk, engine, processor)
                     if [r.id for r in done] != [r.id for r in chunk]:
                         raise RuntimeError(f"{name}: process returned other records than it was given")
                     writer.write(done)
-                    bar.advance(task, len(chunk))
+                    bar.advance(len(chunk))
         final = writer.finish()
     _report_item_errors(name, final, console)
     from infimmr_cli.provenance import write_provenance

@@ -182,12 +182,11 @@ def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine,
         _push_weights(run_state)
 
     # --- the loop --------------------------------------------------------------------------------------------------
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from infimmr_cli.progress import StageProgress
 
-    columns = [TextColumn(f"{cfg.phase}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-               TextColumn("{task.fields[info]}")]
-    with Progress(*columns, console=console, disable=not dist.is_main) as bar:
-        task = bar.add_task("train", total=total, completed=state["step"], info="")
+    # a bar on a terminal, a line per step in a log file
+    with StageProgress(console, cfg.phase, total, completed=state["step"], unit="steps",
+                       enabled=dist.is_main) as bar:
         if validator is not None and state["step"] == 0:  # where the phase starts from
             metrics.log({"step": 0, **_validate(run_state, validator, 0)})
         for step in range(state["step"], total):
@@ -201,7 +200,7 @@ def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine,
             if dist.is_main and len(run_state.problems) > found:
                 _write_problems(out_dir, run_state.problems)
             state = {"step": step + 1, "prompts_seen": (step + 1) * cfg.prompts_per_step, "metrics": metrics.rows}
-            bar.update(task, advance=1, info=f"reward {row['reward_mean']:.3f}  len {row['response_len_mean']:.0f}")
+            bar.advance(1, f"reward {row['reward_mean']:.3f}, len {row['response_len_mean']:.0f}")
             if (step + 1) % cfg.save_every == 0 or step + 1 == total:
                 with storage_errors(ckpt_root):  # a full disk: one line; the previous checkpoint stays complete
                     checkpoint.save(ckpt_root, step + 1, run_state.updater, run_state.processor, resolved, state,
