@@ -76,7 +76,7 @@ def test_flags_show_no_bool_metavar_in_help():
 
 
 # Options no run can do without: click marks them (`*` and [required]) and refuses a command line that lacks one.
-REQUIRED = {"prepare": {"--from", "--in", "--out"}, "classify": {"--in"}, "caption": {"--in"},
+REQUIRED = {"prepare": {"--from", "--out"}, "classify": {"--in"}, "caption": {"--in"},
             "decontam": {"--train", "--bench", "--out", "--removed"}, "train-phase": set(),
             "export": {"--ckpt", "--out"}, "eval": {"--bench", "--out"}, "compare": set(),
             "score": {"--records", "--completions"}, "plot": set(), "inspect": set(), "tiny-model": set(),
