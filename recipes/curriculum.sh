@@ -7,11 +7,13 @@
 #
 # Inputs (environment):
 #   RAW             raw exports: RAW/deepscaler/<json>, RAW/virl39k/{39Krelease.parquet,images/}, RAW/bench/<bench>/...
-#                   (the layouts the README lists; `infimmr demo-data RAW` writes toy ones)
-#   MODEL           base model directory (Qwen2.5-VL-3B-Instruct)
-#   CLASSIFY_MODEL  image-type model (default Qwen/Qwen2.5-VL-7B-Instruct from the local HF cache)
-#   CAPTION_MODEL   captioner (default U4R/OmniCaptioner from the local HF cache)
-#   EMBED_MODEL     GME embedder directory (gme-Qwen2-VL-2B-Instruct); EMBED_MODEL=none runs the text rules only
+#                   (the layouts the README lists; `infimmr demo-data RAW` writes toy ones). Unset: `prepare` downloads
+#                   each source's files from its Hugging Face dataset into the HF cache (HF_HUB_OFFLINE=1: cache only)
+#   MODEL           base model: a directory or a hub id (Qwen/Qwen2.5-VL-3B-Instruct)
+#   CLASSIFY_MODEL  image-type model (default Qwen/Qwen2.5-VL-7B-Instruct; hub ids are fetched into the HF cache)
+#   CAPTION_MODEL   captioner (default U4R/OmniCaptioner)
+#   EMBED_MODEL     GME embedder, a directory or hub id (Alibaba-NLP/gme-Qwen2-VL-2B-Instruct); EMBED_MODEL=none (the
+#                   default) runs the text rules only
 #   WORK            where everything goes (default runs/curriculum)
 #   BENCHES         benchmarks to evaluate (default: all five)
 #   VAL_BENCH       prepared benchmark each phase validates on while it trains (default mathvista when in BENCHES;
@@ -20,8 +22,8 @@
 #   CLASSIFY_ARGS CAPTION_ARGS DECONTAM_ARGS TRAIN_ARGS EVAL_ARGS   extra arguments per stage (word-split)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-: "${RAW:?set RAW to the folder holding the raw exports}"
-: "${MODEL:?set MODEL to the base model directory}"
+RAW=${RAW:-}
+: "${MODEL:?set MODEL to the base model (a directory or a hub id)}"
 WORK=${WORK:-runs/curriculum}
 CLASSIFY_MODEL=${CLASSIFY_MODEL:-Qwen/Qwen2.5-VL-7B-Instruct}
 CAPTION_MODEL=${CAPTION_MODEL:-U4R/OmniCaptioner}
@@ -40,12 +42,18 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 # done_or_run OUTPUT CMD...: run CMD unless OUTPUT exists (every stage writes its output atomically, last).
 done_or_run() { local out=$1; shift; if [ -e "$out" ]; then echo "skip: $out exists"; else "$@"; fi; }
 
-say "prepare"
-done_or_run "$D/deepscaler.jsonl" $INFIMMR prepare --from deepscaler --in "$RAW/deepscaler" --out "$D/deepscaler.jsonl"
-done_or_run "$D/virl39k.jsonl" $INFIMMR prepare --from virl39k --in "$RAW/virl39k" --out "$D/virl39k.jsonl"
+# raw_in SUB: `--in RAW/SUB` when RAW is set; nothing otherwise (prepare then downloads from the hub)
+raw_in() { in_args=(); if [ -n "$RAW" ]; then in_args=(--in "$RAW/$1"); fi; }
+
+say "prepare$( [ -n "$RAW" ] || echo ' (from the Hugging Face Hub)')"
+raw_in deepscaler
+done_or_run "$D/deepscaler.jsonl" $INFIMMR prepare --from deepscaler "${in_args[@]}" --out "$D/deepscaler.jsonl"
+raw_in virl39k
+done_or_run "$D/virl39k.jsonl" $INFIMMR prepare --from virl39k "${in_args[@]}" --out "$D/virl39k.jsonl"
 bench_flags=()
 for b in $BENCHES; do
-  done_or_run "$D/bench-$b.jsonl" $INFIMMR prepare --from "$b" --in "$RAW/bench/$b" --out "$D/bench-$b.jsonl"
+  raw_in "bench/$b"
+  done_or_run "$D/bench-$b.jsonl" $INFIMMR prepare --from "$b" "${in_args[@]}" --out "$D/bench-$b.jsonl"
   bench_flags+=(--bench "$D/bench-$b.jsonl")
 done
 

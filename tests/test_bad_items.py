@@ -238,19 +238,19 @@ def test_non_utf8_bytes_are_one_line_naming_file_and_line(tmp_path):
     recs.write_bytes(_jsonl_bytes(json.dumps(GOOD).encode(), b'{"id": "b", "question": "caf\xe9"}'))
     proc = run_cli("score", "--records", recs, "--completions", recs, "--out", tmp_path / "s.jsonl", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "in.jsonl:2: <line>: not UTF-8 text (byte 0xe9" in proc.stderr
+    assert "in.jsonl:2:29: <line>: not UTF-8 text (byte 0xe9)" in proc.stderr
     # a whole-file JSON input (a DeepScaleR export) names the line too
     export = tmp_path / "deepscaler.json"
     export.write_bytes(b'[\n{"problem": "1+1", "answer": "2"},\n{"problem": "\xff", "answer": "3"}\n]\n')
     proc = run_cli("prepare", "--from", "deepscaler", "--in", export, "--out", tmp_path / "p.jsonl", check=False)
-    assert proc.returncode == 2 and "deepscaler.json:3: <line>: not UTF-8 text (byte 0xff" in proc.stderr
+    assert proc.returncode == 2 and "deepscaler.json:3:14: <line>: not UTF-8 text (byte 0xff)" in proc.stderr
     # a predictions file (completions made elsewhere) too
     from infimmr_cli.commands.eval import read_predictions
     from infimmr_cli.data.records import RecordError
 
     preds = tmp_path / "preds.jsonl"
     preds.write_bytes(_jsonl_bytes(b'{"id": "1", "completion": "\xc3("}'))
-    with pytest.raises(RecordError, match=r"preds.jsonl:1: <line>: not UTF-8 text \(byte 0xc3 at column 28\)"):
+    with pytest.raises(RecordError, match=r"preds.jsonl:1:28: <line>: not UTF-8 text \(byte 0xc3\)"):
         read_predictions(preds)
 
 
@@ -371,7 +371,7 @@ def test_compare_refuses_a_malformed_results_file_in_one_line(tmp_path, entry, w
     _one_line_error(proc, "run/results.json", words)
     (run / "results.json").write_text('{"benchmarks": {"math500": ')
     _one_line_error(run_cli("compare", run, "--out", tmp_path / "table", check=False),
-                    "results.json:1: <file>: not valid JSON")
+                    "results.json:1:28: <file>: not valid JSON")
 
 
 def test_compare_shows_n_a_when_nothing_was_scored(tmp_path):
@@ -389,8 +389,8 @@ def test_compare_shows_n_a_when_nothing_was_scored(tmp_path):
 @pytest.mark.parametrize("damage, words", [
     ("truncate", "truncated safetensors file"),
     ("header", "not a readable safetensors file"),
-    ("config", "config.json:1: <file>: not valid JSON"),
-    ("config-bytes", "config.json:1: <line>: not UTF-8 text"),
+    ("config", "config.json:1:29: <file>: not valid JSON"),
+    ("config-bytes", "config.json:1:17: <line>: not UTF-8 text"),
 ])
 def test_export_of_a_damaged_checkpoint_is_one_line(tmp_path, tiny_model_dir, damage, words):
     import shutil

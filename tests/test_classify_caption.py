@@ -232,12 +232,13 @@ def test_kill_9_mid_run_then_rerun_finishes_with_every_record_once(tmp_path):
 
 
 # ---- model lookup ------------------------------------------------------------------------------------------------
-def test_hub_id_resolves_from_the_local_cache_only(tmp_path, tiny_model_dir, monkeypatch):
+def test_hub_id_resolves_from_the_local_cache_when_offline(tmp_path, tiny_model_dir, monkeypatch):
     import shutil
 
     import huggingface_hub.constants as hub_constants
 
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no hub here: online, a missing id would be downloaded (test_hub.py)
     with pytest.raises(UsageError, match="Org/Tiny: not found in the local Hugging Face cache"):
         resolve_model("Org/Tiny")
     repo = tmp_path / "hub" / "models--Org--Tiny"
@@ -246,7 +247,7 @@ def test_hub_id_resolves_from_the_local_cache_only(tmp_path, tiny_model_dir, mon
     shutil.copytree(tiny_model_dir, repo / "snapshots" / "abc123")
     assert resolve_model("Org/Tiny") == repo / "snapshots" / "abc123"
     assert resolve_model(tiny_model_dir) == tiny_model_dir
-    with pytest.raises(UsageError, match="not a model directory"):
+    with pytest.raises(UsageError, match="model directory not found"):
         resolve_model(tmp_path / "no" / "such" / "dir")
 
 

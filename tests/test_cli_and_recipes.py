@@ -73,3 +73,63 @@ def test_flags_show_no_bool_metavar_in_help():
     resume = next(line for line in out.splitlines() if "--resume" in line)
     assert "<bool>" not in resume and "Continue from OUT" in resume
     assert "<int>" in next(line for line in out.splitlines() if "--gpus" in line)  # valued options keep theirs
+
+
+# Options no run can do without: click marks them (`*` and [required]) and refuses a command line that lacks one.
+REQUIRED = {"prepare": {"--from", "--out"}, "classify": {"--in"}, "caption": {"--in"},
+            "decontam": {"--train", "--bench", "--out", "--removed"}, "train-phase": set(),
+            "export": {"--ckpt", "--out"}, "eval": {"--bench", "--out"}, "compare": set(),
+            "score": {"--records", "--completions"}, "plot": set(), "inspect": set(), "tiny-model": set(),
+            "demo-data": set()}
+# Options needed only in some modes (or that a config may give) say so in their help instead.
+REQUIRED_UNLESS = {"eval": {"--model": "required unless --predictions",
+                            "--data-dir": "required unless --records or --predictions"},
+                   "decontam": {"--embed-model": "required unless --no-embedding"},
+                   "train-phase": {f"--{k}": f"Required: here, in --config, or as --set {k}=..."
+                                   for k in ("data", "init", "out")}}
+
+
+def _option_blocks(out: str) -> dict[str, tuple[bool, str]]:
+    """--option -> (marked required with `*`, its help text with wrapped lines joined), from rich's Options panel."""
+    blocks: dict[str, tuple[bool, str]] = {}
+    current = None
+    for line in out.splitlines():
+        start = re.match(r"│ (\*)?\s*(--[a-z][a-z-]*)\s(.*)│$", line)
+        if start:
+            current = start.group(2)
+            blocks[current] = (bool(start.group(1)), start.group(3))
+        elif current and line.startswith("│"):
+            blocks[current] = (blocks[current][0], blocks[current][1] + " " + line.strip("│ "))
+        else:
+            current = None
+    return {k: (marked, " ".join(text.split())) for k, (marked, text) in blocks.items()}
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_help_marks_the_required_options(name):
+    from typer.testing import CliRunner
+
+    out = CliRunner().invoke(app, [name, "--help"]).output
+    blocks = _option_blocks(out)
+    assert {k for k, (marked, _) in blocks.items() if marked} == REQUIRED[name]
+    for option in REQUIRED[name]:
+        assert blocks[option][1].endswith("[required]"), blocks[option]
+    for option, words in REQUIRED_UNLESS.get(name, {}).items():
+        assert words in blocks[option][1], blocks[option]
+    assert "--help" in blocks and "<bool>" not in out  # flags, --help included, take no value
+
+
+def test_top_level_help_shows_no_bool_metavar():
+    from typer.testing import CliRunner
+
+    out = CliRunner().invoke(app, ["--help"], terminal_width=200).output
+    assert "--help" in out and "<bool>" not in out
+
+
+def test_eval_without_bench_or_out_is_refused_by_the_parser():
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, ["eval", "--out", "x"], terminal_width=200)
+    assert result.exit_code == 2 and "Missing option '--bench'" in result.output
+    result = CliRunner().invoke(app, ["eval", "--bench", "math500"], terminal_width=200)
+    assert result.exit_code == 2 and "Missing option '--out'" in result.output

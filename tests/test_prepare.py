@@ -249,7 +249,7 @@ def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
     bad.write_text("{not json")
     proc = run_cli("prepare", "--from", "mathvista", "--in", bad, "--out", tmp_path / "r.jsonl", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "testmini.json:1: <file>: not valid JSON" in proc.stderr
+    assert "testmini.json:1:2: <file>: not valid JSON" in proc.stderr
     proc = run_cli("prepare", "--from", "mathverze", "--in", src, "--out", tmp_path / "r.jsonl", check=False)
     assert proc.returncode == 2 and "--from: 'mathverze' is not one of deepscaler" in proc.stderr
 

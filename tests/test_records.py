@@ -39,7 +39,7 @@ def test_round_trip_keeps_every_field_and_unknown_keys(tmp_path):
     (good(images=["../x.png"]), "in.jsonl:2: images[0]: '../x.png' leaves the data folder"),
     (good(images=["nope.png"]), "in.jsonl:2: images[0]: 'nope.png' does not exist"),
     (good(meta=[1]), "in.jsonl:2: meta: expected an object, got list"),
-    ("{not json", "in.jsonl:2: <line>: not valid JSON"),
+    ("{not json", "in.jsonl:2:2: <line>: not valid JSON"),
     (good(id="q0"), "in.jsonl:2: id: 'q0' appears twice in this file"),
 ])
 def test_bad_line_names_file_line_and_field(tmp_path, obj, expected):
@@ -99,3 +99,78 @@ def test_resumable_writer_survives_a_torn_line_and_finishes(tmp_path):
     w.finish()
     assert [r.id for r in read_records(out)] == ["0", "1", "2", "3"]
     assert not partial_path(out).exists()
+
+
+# ---- where a JSON error is: file:line:column, as an editor counts them -----------------------------------------------
+def _error(fn, *args) -> str:
+    with pytest.raises(RecordError) as err:
+        fn(*args)
+    return str(err.value)
+
+
+def test_json_file_error_names_line_and_column_of_the_bad_character(tmp_path):
+    from infimmr_cli.data.records import read_json_file
+
+    path = tmp_path / "rows.json"
+    path.write_text('[\n  {"a": 1},\n  {"a": 2,, "b": 3}\n]\n')  # the second comma of line 3 is its 11th character
+    assert _error(read_json_file, path) == (f"{path}:3:11: <file>: not valid JSON (Expecting property name enclosed "
+                                            "in double quotes)")
+    path.write_text('{\n\t"q": "é",\n\t"a": tru\n}')  # a tab and a non-ASCII character count as one column each
+    assert _error(read_json_file, path).startswith(f"{path}:3:7: <file>: not valid JSON (Expecting value)")
+    path.write_text('{"a": 1,\r\n "b": "open')  # CRLF lines; an unterminated string is named where it starts
+    assert _error(read_json_file, path) == f"{path}:2:7: <file>: not valid JSON (Unterminated string starting)"
+
+
+def test_jsonl_error_names_its_line_and_column(tmp_path):
+    # the `"` opening "x" is the 29th character of line 3 ("é" is one)
+    src = write_lines(tmp_path / "in.jsonl", [good(id="a"), good(id="b"), '{"id": "c", "question": "é" "x": 1}'])
+    assert _error(read_records, src) == f"{src}:3:29: <line>: not valid JSON (Expecting ',' delimiter)"
+
+
+def test_bom_is_not_an_error_nor_a_column(tmp_path):
+    from infimmr_cli.data.records import read_json_file
+
+    path = tmp_path / "rows.json"
+    path.write_bytes("\ufeff".encode() + b'[{"a": 1}]')
+    assert read_json_file(path) == [{"a": 1}]
+    path.write_bytes("\ufeff".encode() + b'[{"a": 1,}]')  # the "}" after the comma is the 10th character
+    assert _error(read_json_file, path).startswith(f"{path}:1:10: <file>: not valid JSON")
+    src = tmp_path / "in.jsonl"
+    src.write_bytes("\ufeff".encode() + (json.dumps(good()) + "\n").encode())
+    assert [r.id for r in read_records(src)] == ["q1"]
+    src.write_bytes("\ufeff".encode() + b'{"id": x}\n')
+    assert _error(read_records, src).startswith(f"{src}:1:8: <line>: not valid JSON")
+
+
+def test_non_utf8_byte_column_counts_characters(tmp_path):
+    from infimmr_cli.data.records import read_json_file
+
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(b'{"q": "\xc3\xa9\xc3\xa9\xff"}\n')  # two 2-byte characters before the bad byte: column 10, byte 12
+    assert _error(read_records, src) == f"{src}:1:10: <line>: not UTF-8 text (byte 0xff)"
+    path = tmp_path / "rows.json"
+    path.write_bytes(b'[\n {"q": "\xc3\xa9\xff"}\n]')
+    assert _error(read_json_file, path) == f"{path}:2:10: <line>: not UTF-8 text (byte 0xff)"
+
+
+def test_line_separators_inside_strings_keep_line_numbers(tmp_path):
+    """JSON strings may hold U+2028, U+2029 and U+0085 raw (we write text unescaped); they are not line breaks."""
+    from conftest import run_cli
+
+    odd = "a\u2028b\u2029c\x85d"
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps(good(id="a", question=odd), ensure_ascii=False) + "\n" + json.dumps(good(id="b"))
+                   + "\n{broken\n", encoding="utf-8")
+    assert _error(read_records, src).startswith(f"{src}:3:2: <line>: not valid JSON")
+    rows = tmp_path / "deepscaler.jsonl"  # prepare's readers split the same way
+    rows.write_text(json.dumps({"problem": odd, "answer": "2"}, ensure_ascii=False) + "\n{broken\n", encoding="utf-8")
+    proc = run_cli("prepare", "--from", "deepscaler", "--in", rows, "--out", tmp_path / "p.jsonl", check=False)
+    assert proc.returncode == 2 and "deepscaler.jsonl:2:2: <line>: not valid JSON" in proc.stderr, proc.stderr
+    rows.write_text(json.dumps({"problem": odd, "answer": "2"}, ensure_ascii=False) + "\n", encoding="utf-8")
+    run_cli("prepare", "--from", "deepscaler", "--in", rows, "--out", tmp_path / "p.jsonl")
+    assert [r.question for r in read_records(tmp_path / "p.jsonl")] == [odd]
+    out = tmp_path / "out.jsonl"
+    w = ResumableWriter(out)  # a resumed stage reads back what it wrote
+    w.write([Record(id="1", source="s", question=odd, answer="1", answer_type="math")])
+    w.close()
+    assert ResumableWriter(out).done_ids == {"1"}

@@ -23,10 +23,21 @@ class PipelineGroup(TyperGroup):
 
     def get_command(self, ctx, name: str):
         command = super().get_command(ctx, name)
-        for param in getattr(command, "params", []):
-            if getattr(param, "is_flag", False) and param.metavar is None:
-                param.metavar = ""  # a flag takes no value: no `<bool>` beside it in --help
+        if command is not None:
+            _no_bool_metavar([*command.params, command.get_help_option(ctx)])
         return command
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        _no_bool_metavar([option])
+        return option
+
+
+def _no_bool_metavar(params) -> None:
+    """A flag takes no value: no `<bool>` beside it in --help (click makes --help itself on request)."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
 
 
 app = typer.Typer(
@@ -74,13 +85,18 @@ SOURCE_NAMES = ("deepscaler", "virl39k", "math500", "mathverse", "mathvision", "
                               "--out runs/demo/records.jsonl")
 def prepare(
     source: Annotated[str, typer.Option("--from", help=f"Export schema: {', '.join(SOURCE_NAMES)}.")],
-    inp: Annotated[Path, typer.Option("--in", help="The export: a file (json/jsonl/parquet) or its folder.")],
     out: Annotated[Path, typer.Option("--out", help="Records JSONL to write; images go beside it under images/.")],
+    inp: Annotated[Optional[Path], typer.Option("--in", help="The export: a file (json/jsonl/parquet) or its folder. "
+                                                "Without it, the files the reader needs are downloaded from the "
+                                                "source's Hugging Face dataset into the HF cache.")] = None,
+    revision: Annotated[Optional[str], typer.Option(help="Dataset revision to download (without --in): branch, tag "
+                                                         "or commit (default main).")] = None,
 ) -> None:
-    """Convert a raw public dataset export into validated records (JSONL), images beside it."""
+    """Convert a raw public dataset export (a local one, or downloaded from the hub) into validated records (JSONL),
+    images beside it."""
     from infimmr_cli.commands.prepare import run
 
-    run(source, inp, out)
+    run(source, inp, out, revision=revision)
 
 
 @app.command("decontam", epilog="Example: infimmr decontam --train data/train.jsonl --bench data/mathverse.jsonl "
@@ -91,8 +107,9 @@ def decontam(
     bench: Annotated[list[Path], typer.Option(help="Benchmark records (JSONL); repeat for each benchmark.")],
     out: Annotated[Path, typer.Option(help="Where the kept training records go.")],
     removed: Annotated[Path, typer.Option(help="One line per removed item: id, stage, benchmark match, evidence.")],
-    embed_model: Annotated[Optional[Path], typer.Option(
-        help="Local GME-style embedder directory (a Qwen2-VL/Qwen2.5-VL, e.g. gme-Qwen2-VL-2B-Instruct).")] = None,
+    embed_model: Annotated[Optional[str], typer.Option(
+        help="GME-style embedder (a Qwen2-VL/Qwen2.5-VL): a directory or a hub id, e.g. "
+             "Alibaba-NLP/gme-Qwen2-VL-2B-Instruct (downloaded into the HF cache); required unless --no-embedding.")] = None,
     threshold: Annotated[float, typer.Option(help="Remove when cosine similarity is strictly above this.")] = 0.95,
     no_embedding: Annotated[bool, typer.Option("--no-embedding", help="Run the text stage only.")] = False,
     batch_size: Annotated[int, typer.Option(help="Items per embedding forward.")] = 8,
@@ -102,12 +119,15 @@ def decontam(
     max_pixels: Annotated[Optional[int], typer.Option(help="Image resize ceiling (default GME's 1280*28*28).")] = None,
     device: Annotated[str, typer.Option(help="Device for the embedder, e.g. cpu or cuda.")] = "cpu",
     dtype: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32.")] = "auto",
+    revision: Annotated[Optional[str], typer.Option(help="Hub revision of a hub-id --embed-model: branch, tag or "
+                                                         "commit (default main).")] = None,
 ) -> None:
     """Drop training items that leak benchmark items: 32-gram / exact-match text stage, then multimodal embeddings."""
     from infimmr_cli.commands.decontam import run
 
     run(train, bench, out, removed, embed_model=embed_model, threshold=threshold, no_embedding=no_embedding,
-        batch_size=batch_size, cache=cache, min_pixels=min_pixels, max_pixels=max_pixels, device=device, dtype=dtype)
+        batch_size=batch_size, cache=cache, min_pixels=min_pixels, max_pixels=max_pixels, device=device, dtype=dtype,
+        revision=revision)
 
 
 # Options classify and caption share (typer reads them from each signature).
@@ -120,6 +140,8 @@ BatchOpt = Annotated[int, typer.Option(help="Records per engine call; each chunk
 LimitOpt = Annotated[Optional[int], typer.Option(help="Only the first N input records.")]
 OutsideOpt = Annotated[bool, typer.Option("--allow-outside-images", help="Accept image paths that leave the input "
                                           "file's folder (a stage that wrote into another folder makes them).")]
+RevisionOpt = Annotated[Optional[str], typer.Option(help="Hub revision of a hub-id model: branch, tag or commit "
+                                                    "(default main); recorded in the provenance.")]
 
 
 @app.command("classify", epilog="Example: infimmr classify --in data/virl39k.jsonl --out data/typed.jsonl "
@@ -127,13 +149,15 @@ OutsideOpt = Annotated[bool, typer.Option("--allow-outside-images", help="Accept
 def classify(
     in_path: InPath,
     out: OutPath = None,
-    model: Annotated[str, typer.Option(help="Model directory, or a hub id found in the local HF cache (no download).")]
+    model: Annotated[str, typer.Option(help="Model directory, or a hub id (downloaded into the HF cache; "
+                                            "HF_HUB_OFFLINE=1: the cache only).")]
     = "Qwen/Qwen2.5-VL-7B-Instruct",
     engine: EngineOpt = "auto",
     batch_size: BatchOpt = 8,
     max_new_tokens: Annotated[int, typer.Option(help="Reply length limit (the reply is one word).")] = 8,
     limit: LimitOpt = None,
     allow_outside_images: OutsideOpt = False,
+    revision: RevisionOpt = None,
 ) -> None:
     """Give each image a type (natural, aigc, mathgeo, chart, table, equation, ocr, gui, other); resumable.
 
@@ -143,7 +167,7 @@ def classify(
     from infimmr_cli.commands.classify import run
 
     run(in_path, out, model=model, engine=engine, batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit,
-        allow_outside_images=allow_outside_images)
+        allow_outside_images=allow_outside_images, revision=revision)
 
 
 @app.command("caption", epilog="Example: infimmr caption --in data/typed.jsonl --out data/captioned.jsonl "
@@ -151,7 +175,8 @@ def classify(
 def caption(
     in_path: InPath,
     out: OutPath = None,
-    model: Annotated[str, typer.Option(help="Model directory, or a hub id found in the local HF cache (no download).")]
+    model: Annotated[str, typer.Option(help="Model directory, or a hub id (downloaded into the HF cache; "
+                                            "HF_HUB_OFFLINE=1: the cache only).")]
     = "U4R/OmniCaptioner",
     engine: EngineOpt = "auto",
     batch_size: BatchOpt = 8,
@@ -160,6 +185,7 @@ def caption(
     allow_outside_images: OutsideOpt = False,
     temperature: Annotated[float, typer.Option(help="0 decodes greedily (default); above 0 samples.")] = 0.0,
     seed: Annotated[Optional[int], typer.Option(help="Sampling seed (with --temperature above 0).")] = None,
+    revision: RevisionOpt = None,
 ) -> None:
     """Write a concise caption per image record under its type's system prompt (for the CMRA phase); resumable.
 
@@ -168,7 +194,7 @@ def caption(
     from infimmr_cli.commands.caption import run
 
     run(in_path, out, model=model, engine=engine, batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit,
-        allow_outside_images=allow_outside_images, temperature=temperature, seed=seed)
+        allow_outside_images=allow_outside_images, temperature=temperature, seed=seed, revision=revision)
 
 
 BENCH_NAMES = ("math500", "mathverse", "mathvision", "mathvision-testmini", "olympiadbench", "mathvista")
@@ -181,10 +207,11 @@ BENCH_NAMES = ("math500", "mathverse", "mathvision", "mathvision-testmini", "oly
              "--max-new-tokens 16\n\n"
              "infimmr eval --bench mathverse --out runs/eval/mre --predictions runs/eval/mre/mathverse/predictions.jsonl")
 def eval_cmd(
-    bench: Annotated[Optional[list[str]], typer.Option("--bench", help=f"Benchmark, repeatable: {', '.join(BENCH_NAMES)}.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Output folder: OUT/<bench>/predictions.jsonl, OUT/results.json.")] = None,
-    model: Annotated[Optional[Path], typer.Option(help="Model directory (HF format) to generate with.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(envvar="INFIMMR_DATA", help="Folder holding the benchmark exports (one sub-folder per bench).")] = None,
+    bench: Annotated[list[str], typer.Option("--bench", help=f"Benchmark, repeatable: {', '.join(BENCH_NAMES)}.")],
+    out: Annotated[Path, typer.Option(help="Output folder: OUT/<bench>/predictions.jsonl, OUT/results.json.")],
+    model: Annotated[Optional[str], typer.Option(help="Model to generate with: a directory (HF format), a train-phase run folder (its final/), or a hub id (downloaded into the HF cache); required unless --predictions.")] = None,
+    revision: Annotated[Optional[str], typer.Option(help="Hub revision of a hub-id --model: branch, tag or commit (default main).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(envvar="INFIMMR_DATA", help="Folder holding the benchmark exports (one sub-folder per bench); required unless --records or --predictions.")] = None,
     records: Annotated[Optional[list[Path]], typer.Option(help="Prepared records instead of the export, one per --bench, same order.")] = None,
     predictions: Annotated[Optional[list[Path]], typer.Option(help="Rescore these predictions (JSONL with id, completion) without a model; one per --bench.")] = None,
     engine: Annotated[str, typer.Option(help="auto (vLLM on GPU when installed, else HF), hf or vllm.")] = "auto",
@@ -202,17 +229,12 @@ def eval_cmd(
 ) -> None:
     """Evaluate a model on the paper's benchmarks (k/N overall and per subset), or rescore predictions
     (`infimmr compare` tabulates eval folders)."""
-    from infimmr_cli.errors import UsageError
-
-    if not bench:
-        raise UsageError("--bench: give at least one benchmark")
-    if out is None:
-        raise UsageError("--out: the folder to write predictions and results into")
     from infimmr_cli.commands.eval import run
 
     run(bench, out, model=model, data_dir=data_dir, records=records, predictions=predictions, engine=engine,
         batch_size=batch_size, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, top_k=top_k,
-        seed=seed, limit=limit, dtype=dtype, workers=workers, reward=reward, max_prompt_len=max_prompt_len)
+        seed=seed, limit=limit, dtype=dtype, workers=workers, reward=reward, max_prompt_len=max_prompt_len,
+        revision=revision)
 
 
 @app.command("compare", epilog="Examples: infimmr compare base=runs/eval/base fra=runs/eval/fra cmra=runs/eval/cmra "
@@ -295,6 +317,10 @@ def inspect_cmd(
     run(run_dir, step=step, record_id=record_id, worst=worst, best=best, width=width)
 
 
+# train-phase's required settings may also come from --config or --set, so click cannot enforce them; run() does.
+_NEEDED = "Required: here, in --config, or as --set {0}=..."
+
+
 @app.command(
     "train-phase",
     epilog="Example: infimmr train-phase --config recipes/phases/fra.json --data clean.jsonl "
@@ -303,10 +329,11 @@ def inspect_cmd(
            "--data clean.jsonl --init ckpt/fra/final --out ckpt/cmra",
 )
 def train_phase(
-    phase: Annotated[Optional[str], typer.Option(help="fra (text only), cmra (image + caption) or mre (image).")] = None,
-    data: Annotated[Optional[Path], typer.Option(help="Records JSONL (captions needed for cmra).")] = None,
-    init: Annotated[Optional[Path], typer.Option(help="HF model directory, or the previous phase's run folder (its final/ is used).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Run directory: checkpoints/, final/, metrics.jsonl.")] = None,
+    phase: Annotated[Optional[str], typer.Option(help="fra (text only), cmra (image + caption) or mre (image); default: --config's, else fra.")] = None,
+    data: Annotated[Optional[Path], typer.Option(help=f"Records JSONL (captions needed for cmra). {_NEEDED.format('data')}")] = None,
+    init: Annotated[Optional[str], typer.Option(help=f"HF model directory, the previous phase's run folder (its final/ is used), or a hub id (downloaded into the HF cache). {_NEEDED.format('init')}")] = None,
+    revision: Annotated[Optional[str], typer.Option(help="Hub revision of a hub-id --init: branch, tag or commit (default main).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help=f"Run directory: checkpoints/, final/, metrics.jsonl. {_NEEDED.format('out')}")] = None,
     config: Annotated[Optional[Path], typer.Option(help="Phase config JSON, e.g. recipes/phases/fra.json.")] = None,
     set_: Annotated[Optional[list[str]], typer.Option(
         "--set", help="Override any config key: --set lr=1e-5 --set beta=0 (repeatable; values parsed as JSON).")] = None,
@@ -328,13 +355,17 @@ def train_phase(
 
     run(config=config, sets=set_, phase=phase, data=data, init=init, out=out, reward=reward, steps=steps,
         deepspeed=deepspeed, engine=engine, resume=resume, dry_run=dry_run, gpus=gpus, nodes=nodes,
-        val_data=val_data)
+        val_data=val_data, revision=revision)
     finish_process()
 
 
 def main() -> None:
-    from infimmr_cli.errors import run_cli
+    import sys
 
+    from infimmr_cli.errors import run_cli
+    from infimmr_cli.no_deepspeed import for_command
+
+    for_command(sys.argv[1:])  # no DeepSpeed import (nor its "Setting accelerator to CPU") where no command uses it
     run_cli(app)
 
 

@@ -1,4 +1,5 @@
-"""Load a Qwen2.5-VL model and processor from a local directory, and build a tiny one offline for tests and the demo.
+"""Load a Qwen2.5-VL model and processor from a local directory or a hub id (`resolve_model`: the HF cache, downloaded
+there when online), and build a tiny one offline for tests and the demo.
 
 `load_model` is the one path every stage takes, for a real Qwen/Qwen2.5-VL-3B-Instruct directory and for the tiny model
 alike: AutoProcessor + the model class, safetensors only, remote code only when the user asks for it.
@@ -139,14 +140,14 @@ def build_tiny(path: str | Path, seed: int = 0, sizes: TinySizes = TinySizes(), 
     return path
 
 
-def model_dir_of(path: str | Path) -> Path:
+def model_dir_of(path: str | Path, flag: str = "--init") -> Path:
     """The model directory a path names: itself, or for a train-phase run folder (RUN/final/config.json) its final
     model, as the toolkit's own examples write `--init ckpt/cmra`. A file, or an unfinished run, is a one-line error."""
     from infimmr_cli.errors import UsageError
 
     path = Path(path)
     if path.is_file():
-        raise UsageError(f"{path}: a file; --init takes a model directory (or a train-phase run folder, whose final/ "
+        raise UsageError(f"{path}: a file; {flag} takes a model directory (or a train-phase run folder, whose final/ "
                          f"is used)")
     if path.is_dir() and not (path / "config.json").exists():
         if (path / "final" / "config.json").is_file():
@@ -155,6 +156,50 @@ def model_dir_of(path: str | Path) -> Path:
             raise UsageError(f"{path}: a train-phase run with no final/ yet (unfinished); finish it with --resume, or "
                              f"pass one of its checkpoints/step-N directories")
     return path
+
+
+def resolve_model(model: str | Path, revision: str | None = None, flag: str = "--model",
+                  trust_remote_code: bool = False) -> Path:
+    """The local directory a model path or hub id names; the one lookup every command and engine uses.
+
+    An existing local path wins (a run folder means its final/ model, `model_dir_of`), even over a hub id spelled the
+    same; `--revision` with one is a usage error. Otherwise an `Org/Name` id comes from the HF cache, downloaded there
+    first when online (only config, safetensors, tokenizer and processor files; the model's own code only with
+    `trust_remote_code`). `HF_HUB_OFFLINE=1` and not cached: one line naming the id. Callers run `check_model_dir`.
+    """
+    from infimmr_cli import hub
+    from infimmr_cli.errors import UsageError
+
+    text = str(model)
+    path = Path(text).expanduser()
+    if path.exists():
+        if revision:
+            raise UsageError(f"--revision {revision}: {flag} {text} is a local path; a revision applies to a hub id "
+                             f"only (drop --revision, or name the hub id)")
+        return model_dir_of(path, flag)
+    if not hub.is_hub_id(text):
+        raise UsageError(f"{flag} {text}: model directory not found (and not a hub id like Org/Name)")
+    patterns = list(hub.MODEL_FILES) + (["*.py"] if trust_remote_code else [])
+
+    def missing(folder: Path) -> str | None:
+        try:
+            check_model_dir(folder)
+        except (FileNotFoundError, ValueError) as exc:  # ValueError: UsageError from a damaged file
+            return str(exc).split("; missing ", 1)[-1]
+        return None
+
+    try:
+        return hub.fetch(text, patterns, revision=revision, complete=missing, flag=flag)
+    except UsageError as exc:  # `models/gme` may be a mistyped directory rather than a hub id: say both
+        raise UsageError(f"{exc} (there is no local directory {text} either)") from None
+
+
+def model_revision(folder: str | Path | None, revision: str | None = None) -> dict[str, str | None]:
+    """What a provenance record says about where a model came from: the revision asked for and, for a hub snapshot,
+    the commit it resolved to (None for a local directory)."""
+    from infimmr_cli.hub import commit_of
+
+    return {"revision": revision, "commit": commit_of(folder)}
 
 
 def check_model_dir(path: str | Path) -> Path:
@@ -244,6 +289,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device = 
 def load_processor(path: str | Path, trust_remote_code: bool = False, **kwargs: Any):
     from transformers import AutoProcessor
 
+    path = resolve_model(path, trust_remote_code=trust_remote_code)  # a local path: itself; never a second download
     processor = AutoProcessor.from_pretrained(str(path), trust_remote_code=trust_remote_code, **kwargs)
     # Batched generation needs left padding; training builds its own padded tensors.
     processor.tokenizer.padding_side = "left"
@@ -258,7 +304,7 @@ def load_model(path: str | Path, dtype: str | torch.dtype | None = "auto", devic
     """
     from transformers import AutoConfig, AutoModelForImageTextToText
 
-    path = check_model_dir(path)
+    path = check_model_dir(resolve_model(path, trust_remote_code=trust_remote_code))
     config = AutoConfig.from_pretrained(str(path), trust_remote_code=trust_remote_code)
     kwargs: dict[str, Any] = dict(dtype=resolve_dtype(dtype, device), use_safetensors=True,
                                   trust_remote_code=trust_remote_code)

@@ -14,10 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
 from rich.table import Table
-from rich.text import Text
 
 from infimmr_cli.errors import UsageError
 from infimmr_cli.data.records import Record, ResumableWriter, iter_records, read_records
@@ -41,39 +38,13 @@ def default_out(in_path: str | Path, stage: str) -> Path:
         stem = stem.removesuffix(f".{suffix}")
     return in_path.with_name(f"{stem}.{STAGE_SUFFIX[stage]}.jsonl")
 
-def resolve_model(model: str | Path) -> Path:
-    """A local model directory: the path itself, or a hub id looked up in the local Hugging Face cache only.
-
-    Never touches the network: `snapshot_download(local_files_only=True)` answers from the cache or fails.
-    """
+def resolve_model(model: str | Path, revision: str | None = None) -> Path:
+    """The checked local model directory `--model` names: a local path, or a hub id from the Hugging Face cache,
+    downloaded there first when online (`modeling.resolve_model`; `HF_HUB_OFFLINE=1` uses the cache only)."""
     from infimmr_cli.modeling import check_model_dir
+    from infimmr_cli.modeling import resolve_model as resolve
 
-    path = Path(model).expanduser()
-    if path.is_dir():
-        return check_model_dir(path)
-    if str(model).count("/") != 1 or path.exists():
-        raise UsageError(f"--model {model}: not a model directory (and not a hub id like Org/Name)")
-    try:
-        from huggingface_hub import snapshot_download
-
-        return check_model_dir(snapshot_download(str(model), local_files_only=True))
-    except Exception as exc:  # LocalEntryNotFoundError, a partial snapshot, ...: all mean "not usable offline"
-        from huggingface_hub.constants import HF_HUB_CACHE
-
-        raise UsageError(f"--model {model}: not found in the local Hugging Face cache ({HF_HUB_CACHE}); download it "
-                         f"first (`hf download {model}`) or pass --model DIR ({type(exc).__name__})") from None
-
-
-class RateColumn(ProgressColumn):
-    """Records per second (rich's speed estimate over the recent window)."""
-
-    def render(self, task) -> Text:
-        return Text(f"{task.speed or 0.0:.2f} items/s", style="progress.data.speed")
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+    return check_model_dir(resolve(model, revision))
 
 
 def run_stage(name: str, in_path: str | Path, out_path: str | Path, process: Process, *, open_engine: EngineFactory,
@@ -124,15 +95,18 @@ def _run_stage(name, in_path: Path, out: Path, process: Process, open_engine: En
             console.print(f"{name}: resuming, {len(records) - len(todo)} records already in {writer.partial}")
         if todo:
             engine, processor = open_engine()
-            with _progress(console) as bar:
-                task = bar.add_task(name, total=len(todo))
+            from infimmr_cli.progress import StageProgress
+
+            # a bar on a terminal, a line per chunk in a log file
+            with StageProgress(console, name, len(records), completed=len(records) - len(todo),
+                               unit="records") as bar:
                 for start in range(0, len(todo), batch_size):
                     chunk = todo[start:start + batch_size]
                     done = process(chunk, engine, processor)
                     if [r.id for r in done] != [r.id for r in chunk]:
                         raise RuntimeError(f"{name}: process returned other records than it was given")
                     writer.write(done)
-                    bar.advance(task, len(chunk))
+                    bar.advance(len(chunk))
         final = writer.finish()
     _report_item_errors(name, final, console)
     from infimmr_cli.provenance import write_provenance
@@ -204,11 +178,11 @@ def check_same_settings(name: str, out: Path, mine: dict[str, Any]) -> None:
                          f"choose another --out, or delete {out.name} and its .partial to start over")
 
 
-def engine_opener(model: str | Path, engine: str, batch_size: int) -> EngineFactory:
+def engine_opener(model: str | Path, engine: str, batch_size: int, revision: str | None = None) -> EngineFactory:
     """Resolve the model now (a missing model fails before anything runs); load it only when there is work."""
     if engine not in ("auto", "hf", "vllm"):
         raise UsageError(f"--engine: {engine!r} is not one of auto, hf, vllm")
-    model_dir = resolve_model(model)
+    model_dir = resolve_model(model, revision)
 
     def open_() -> tuple[Any, Any]:
         from infimmr_cli.rollout import open_engine
@@ -216,6 +190,18 @@ def engine_opener(model: str | Path, engine: str, batch_size: int) -> EngineFact
         return open_engine(model_dir, engine=engine, batch_size=batch_size)
 
     return open_
+
+
+def model_opener(model: str | Path, engine: str, batch_size: int, revision: str | None = None,
+                 engine_factory: EngineFactory | None = None) -> tuple[EngineFactory, dict[str, Any]]:
+    """(engine factory, the model's revision and resolved commit for the settings record). `engine_factory` replaces
+    loading (tests, callers holding a model): nothing is resolved then."""
+    from infimmr_cli.modeling import model_revision
+
+    if engine_factory is not None:
+        return engine_factory, model_revision(None, revision)
+    model_dir = resolve_model(model, revision)
+    return engine_opener(model_dir, engine, batch_size), model_revision(model_dir, revision)
 
 
 def generate_per_image(records: Sequence[Record], engine, processor, messages_for: Callable[[Record, int], list],

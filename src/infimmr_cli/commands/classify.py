@@ -75,22 +75,23 @@ def summarize(out: Path, done_now: int, console: Console) -> Counter:
 
 def run(in_path: str | Path, out_path: str | Path | None = None, model: str | Path = DEFAULT_MODEL,
         engine: str = "auto", batch_size: int = 8, max_new_tokens: int = 8, limit: int | None = None,
-        allow_outside_images: bool = False, engine_factory=None, console: Console | None = None) -> Path:
+        allow_outside_images: bool = False, engine_factory=None, console: Console | None = None,
+        revision: str | None = None) -> Path:
     """Classify the images of `in_path` into `out_path` (resumable). `engine_factory() -> (engine, processor)`
     replaces model loading (tests, callers holding a model)."""
-    from infimmr_cli.commands._vlm_stage import default_out, engine_opener, run_stage
+    from infimmr_cli.commands._vlm_stage import default_out, model_opener, run_stage
 
     console = console or Console()
     if out_path is None:
         out_path = default_out(in_path, "classify")
         console.print(f"classify: no --out given; writing {out_path}", highlight=False)
-    opener = engine_factory or engine_opener(model, engine, batch_size)
+    opener, origin = model_opener(model, engine, batch_size, revision, engine_factory)
     out, done_now = run_stage(
         "classify", in_path, out_path,
         lambda recs, eng, proc: classify_records(recs, eng, proc, max_new_tokens=max_new_tokens),
         open_engine=opener, batch_size=batch_size, limit=limit, allow_outside=allow_outside_images,
         console=console,
         settings=dict(model=str(model), engine=engine, batch_size=batch_size, limit=limit,
-                      max_new_tokens=max_new_tokens))
+                      max_new_tokens=max_new_tokens, **origin))
     summarize(out, done_now, console)
     return out

@@ -5,7 +5,7 @@ vector per item; a training item whose best cosine against any benchmark item is
 Stage 2 sees only what stage 1 kept. Each removed item is reported once, with the first stage that caught it.
 
 The embedding model is never guessed: without --embed-model the command refuses to run unless --no-embedding says the
-text stage alone is wanted (a hub id would need a network or a cache we cannot vouch for).
+text stage alone is wanted. --embed-model takes a directory or a hub id (`modeling.resolve_model`).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def run(train: str | Path, bench: Sequence[str | Path], out: str | Path, removed
         embed_model: str | Path | None = None, threshold: float = 0.95, no_embedding: bool = False,
         batch_size: int = 8, cache: str | Path | None = None, min_pixels: int | None = None,
         max_pixels: int | None = None, device: str = "cpu", dtype: str = "auto", embedder=None,
-        console: Console | None = None) -> dict:
+        console: Console | None = None, revision: str | None = None) -> dict:
     """Write `out` (kept records, untouched) and `removed` (one reason per removed item); return the counts.
 
     `embedder` (anything with `identity` and `embed(items) -> (N, D)` unit rows) replaces loading `embed_model`: tests
@@ -66,28 +66,33 @@ def run(train: str | Path, bench: Sequence[str | Path], out: str | Path, removed
     if not bench:
         raise UsageError("--bench: give at least one benchmark records file")
     if use_embedding and embed_model is None and embedder is None:
-        raise UsageError("--embed-model: the embedding stage needs a local GME directory (e.g. gme-Qwen2-VL-2B-Instruct"
-                         " or any Qwen2-VL/Qwen2.5-VL); pass --no-embedding to run the text stage only")
+        raise UsageError("--embed-model: the embedding stage needs a GME model, a directory or a hub id (e.g. "
+                         "Alibaba-NLP/gme-Qwen2-VL-2B-Instruct, or any Qwen2-VL/Qwen2.5-VL); pass --no-embedding to "
+                         "run the text stage only")
     if no_embedding and embed_model is not None:
         raise UsageError("--embed-model and --no-embedding contradict each other; drop one")
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--threshold: {threshold} is not a cosine in [0, 1]")
     if batch_size < 1:
         raise UsageError(f"--batch-size: {batch_size} must be at least 1")
-    if use_embedding and embed_model is not None:
-        emb_dir = Path(embed_model)
-        if not emb_dir.is_dir():
-            raise UsageError(f"--embed-model: {emb_dir} is not a directory")
+    embed_dir, origin = None, {}
+    if use_embedding and embed_model is not None:  # a local directory, or a hub id from the HF cache (fetched online)
+        from infimmr_cli.modeling import check_model_dir, model_revision, resolve_model
+
+        embed_dir = check_model_dir(resolve_model(embed_model, revision, flag="--embed-model"))
+        origin = model_revision(embed_dir, revision)
+    elif revision:
+        raise UsageError(f"--revision {revision}: names a revision of --embed-model; there is none to fetch")
 
     from infimmr_cli.files import claim_outputs
 
     with claim_outputs("decontam", {"--train": train, "--bench": list(bench)}, {"--out": out, "--removed": removed}):
         return _decontam(train, bench, out, removed, embed_model, threshold, no_embedding, batch_size, cache,
-                         min_pixels, max_pixels, device, dtype, embedder, console)
+                         min_pixels, max_pixels, device, dtype, embedder, console, embed_dir, origin)
 
 
 def _decontam(train, bench, out, removed, embed_model, threshold, no_embedding, batch_size, cache, min_pixels,
-              max_pixels, device, dtype, embedder, console) -> dict:
+              max_pixels, device, dtype, embedder, console, embed_dir=None, origin=None) -> dict:
     from infimmr_cli.curation import embeddings as emb
     from infimmr_cli.curation.ngrams import BenchIndex
 
@@ -124,7 +129,7 @@ def _decontam(train, bench, out, removed, embed_model, threshold, no_embedding, 
             if max_pixels is not None:
                 kw["max_pixels"] = max_pixels
             console.print(f"loading embedder from [bold]{embed_model}[/]")
-            embedder = emb.GMEEmbedder(embed_model, device=device, dtype=dtype, **kw)
+            embedder = emb.GMEEmbedder(embed_dir or embed_model, device=device, dtype=dtype, **kw)
         store = emb.EmbeddingCache(cache if cache is not None else default_cache(out))
         survivors = [i for i in range(len(train_recs)) if i not in removals]
 
@@ -166,7 +171,7 @@ def _decontam(train, bench, out, removed, embed_model, threshold, no_embedding, 
     from infimmr_cli.provenance import write_provenance
 
     settings = {"threshold": threshold, "embedding": not no_embedding,
-                "embed_model": str(embed_model) if embed_model else None}
+                "embed_model": str(embed_model) if embed_model else None, **(origin or {})}
     inputs = {"train": train, **{f"bench[{i}]": b for i, b in enumerate(bench)}}
     counts = {"kept": len(kept), "removed": len(ordered)}
     for output in (out, removed):

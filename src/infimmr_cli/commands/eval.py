@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from infimmr_cli.errors import UsageError
 from infimmr_cli.data.records import Record, RecordError
@@ -152,7 +151,7 @@ def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
 
 
 def check_origin(run_json: Path, origin: dict[str, Any],
-                 keys=("model", "sampling", "system_prompt", "reward", "max_prompt_len")) -> None:
+                 keys=("model", "commit", "sampling", "system_prompt", "reward", "max_prompt_len")) -> None:
     """Refuse to append to predictions another model or other settings made: one predictions file, one run."""
     from infimmr_cli.provenance import read_provenance
 
@@ -189,7 +188,7 @@ def _run(benches: Sequence[str], out: str | Path, model: str | Path | None = Non
         temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0, seed: int = 0, limit: int | None = None,
         dtype: str = "auto", workers: int | None = None, reward: str = "default", score_timeout: float = 5.0,
         processor: Any = None, quiet: bool = False,
-        max_prompt_len: int = DEFAULT_MAX_PROMPT_LEN) -> dict[str, dict[str, Any]]:
+        max_prompt_len: int = DEFAULT_MAX_PROMPT_LEN, revision: str | None = None) -> dict[str, dict[str, Any]]:
     """Evaluate `model` on each bench (or rescore `predictions`), write OUT/<bench>/… and OUT/results.json.
 
     records / predictions: one file per bench, in --bench order. `engine` is "auto"|"hf"|"vllm" or an object with
@@ -211,10 +210,17 @@ def _run(benches: Sequence[str], out: str | Path, model: str | Path | None = Non
                              f"in the same order")
     if not predictions and model is None:
         raise UsageError("--model: needed to generate (or pass --predictions to rescore without a model)")
+    origin = {"revision": revision, "commit": None}
     if not predictions and isinstance(engine, str):
-        from infimmr_cli.modeling import check_model_dir
+        from infimmr_cli.modeling import check_model_dir, model_dir_of, model_revision, resolve_model
 
-        check_model_dir(model)  # fail before preparing any bench, naming what the folder lacks
+        if Path(model).is_dir():  # a train-phase run folder means its final model, as train-phase --init takes it
+            model = model_dir_of(model)
+        # a hub id comes from the HF cache (fetched there when online); fail before preparing any bench
+        model_dir = check_model_dir(resolve_model(model, revision))
+        origin = model_revision(model_dir, revision)
+    elif revision and not predictions:
+        raise UsageError("--revision: applies to a --model hub id; a model given as an engine object has none")
     if limit is not None and limit < 1:
         raise UsageError(f"--limit: {limit} must be at least 1")
     if max_prompt_len < 1:
@@ -241,26 +247,68 @@ def _run(benches: Sequence[str], out: str | Path, model: str | Path | None = Non
         kept = {s.name for s, *_ in loaded}
         predictions = [p for p, spec in zip(predictions, specs) if spec.name in kept]
 
+    from infimmr_cli.evaluation.report import RESULTS, bench_line, read_results, same_entry
+
+    before = read_results(out / RESULTS)["benchmarks"]  # what a rerun that has nothing to do would print again
     entries: dict[str, dict[str, Any]] = {}
+    idle = set()  # benches this rerun had nothing to do for
     if rescoring:
         for (spec, recs, every, src), pfile in zip(loaded, predictions):
+            console.print(f"eval: {spec.name} ({len(recs)} items) rescoring {pfile}", highlight=False, markup=False,
+                          soft_wrap=True)
             entries[spec.name] = _rescore(spec, recs, every, src, Path(pfile), out, reward, workers, score_timeout,
                                           console)
+            print_bench(console, entries[spec.name])
     else:
         gen = _Generator(model, engine, processor, batch_size, dtype,
-                         _sampling(temperature, top_p, top_k, max_new_tokens, seed))
+                         _sampling(temperature, top_p, top_k, max_new_tokens, seed), origin)
         for spec, recs, every, src in loaded:
-            entries[spec.name] = _generate(spec, recs, len(every), src, out, gen, reward, workers, score_timeout,
-                                           console, max_prompt_len)
+            entry, worked = _generate(spec, recs, len(every), src, out, gen, reward, workers, score_timeout,
+                                      console, max_prompt_len)
+            entries[spec.name] = entry
+            if not worked and same_entry(before.get(spec.name), entry):  # a rerun: one line, not the table again
+                console.print(bench_line(entry, f"nothing to do; results in {out / RESULTS}"), highlight=False,
+                              markup=False, soft_wrap=True)
+                idle.add(spec.name)
+                continue
+            if not worked:  # nothing generated, but other counts (e.g. a smaller --limit): say what they are of
+                _header(console, spec.name, len(recs), len(recs), gen.description)
+            print_bench(console, entry)
     results = merge_results(out, entries)
-    _results_provenance(results, model, engine)
-    for entry in entries.values():
-        print_bench(console, entry)
-    console.print(f"results: {results}", highlight=False)
+    _results_provenance(results, model, engine, origin)
+    if not entries or idle != set(entries):  # each idle line names results.json already
+        console.print(f"results: {results}", highlight=False, markup=False, soft_wrap=True)
     return entries
 
 
-def _results_provenance(results: Path, model, engine) -> None:
+def describe_model(model: str | Path | None) -> str:
+    """The model as a header names it: its path, and where it is a train-phase output which run and which model."""
+    import re
+
+    from infimmr_cli.provenance import read_provenance
+
+    if model is None:
+        return "no model"
+    path = Path(str(model))
+    step = re.fullmatch(r"step-0*(\d+)", path.name)
+    run_dir = None
+    if path.name == "final":
+        run_dir, which = path.parent, "final model"
+    elif step and path.parent.name == "checkpoints":
+        run_dir, which = path.parent.parent, f"checkpoint at step {step.group(1)}"
+    if run_dir is None or not (run_dir / "run_config.json").is_file():
+        return str(model)
+    rec = read_provenance(run_dir / "run_config.json") or {}
+    phase = (rec.get("settings") or {}).get("phase")
+    return f"{model} (train-phase run {run_dir}{f', phase {phase}' if phase else ''}, {which})"
+
+
+def _header(console: Console, bench: str, n: int, done: int, model: str) -> None:
+    console.print(f"eval: {bench} ({n} items, {done} already done) with {model}", highlight=False, markup=False,
+                  soft_wrap=True)
+
+
+def _results_provenance(results: Path, model, engine, origin: dict[str, Any] | None = None) -> None:
     """results.json holds benches of several runs: its record names every bench's predictions file."""
     from infimmr_cli.evaluation.report import read_results
     from infimmr_cli.provenance import write_provenance
@@ -268,7 +316,8 @@ def _results_provenance(results: Path, model, engine) -> None:
     benches = sorted(read_results(results)["benchmarks"])
     preds = {b: results.parent / b / "predictions.jsonl" for b in benches}
     write_provenance(results, "eval", {"benches": benches, "model": None if model is None else str(model),
-                                       "engine": engine if isinstance(engine, str) else type(engine).__name__},
+                                       "engine": engine if isinstance(engine, str) else type(engine).__name__,
+                                       **(origin or {})},
                      {f"predictions[{b}]": p for b, p in preds.items() if p.is_file()})
 
 
@@ -284,10 +333,12 @@ def _sampling(temperature, top_p, top_k, max_new_tokens, seed):
 class _Generator:
     """Opens the engine on first use only: an eval whose predictions are all in never loads the model."""
 
-    def __init__(self, model, engine, processor, batch_size, dtype, sampling):
+    def __init__(self, model, engine, processor, batch_size, dtype, sampling, hub=None):
         self.model, self.engine, self.processor = model, engine, processor
+        self.hub = hub or {"revision": None, "commit": None}  # the model's revision and commit (a hub id)
         self.batch_size, self.dtype, self.sampling = batch_size, dtype, sampling
         self.engine_name = engine if isinstance(engine, str) else type(engine).__name__
+        self.description = describe_model(model)
 
     @property
     def model_label(self) -> str:
@@ -298,7 +349,7 @@ class _Generator:
         if isinstance(self.engine, str):
             from infimmr_cli.rollout import open_engine
 
-            self.engine, self.processor = open_engine(self.model, engine=self.engine,
+            self.engine, self.processor = open_engine(self.model, engine=self.engine, revision=self.hub["revision"],
                                                       batch_size=self.batch_size or HF_BATCH, dtype=self.dtype)
             self.engine_name = type(self.engine).__name__
         if self.batch_size is None:  # vLLM schedules its own batches: hand it many prompts at once
@@ -308,7 +359,8 @@ class _Generator:
     def origin(self) -> dict[str, Any]:
         from infimmr_cli.data.prompt import SYSTEM_PROMPT
 
-        return {"model": self.model_label, "sampling": asdict(self.sampling), "system_prompt": SYSTEM_PROMPT}
+        return {"model": self.model_label, "sampling": asdict(self.sampling), "system_prompt": SYSTEM_PROMPT,
+                "commit": self.hub["commit"]}
 
 
 def _origin_fields(run_json: Path) -> dict[str, Any]:
@@ -320,7 +372,9 @@ def _origin_fields(run_json: Path) -> dict[str, Any]:
 
 def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _Generator, reward: str,
               workers: int | None, timeout: float, console: Console,
-              max_prompt_len: int = DEFAULT_MAX_PROMPT_LEN) -> dict[str, Any]:
+              max_prompt_len: int = DEFAULT_MAX_PROMPT_LEN) -> tuple[dict[str, Any], bool]:
+    """(the bench's results.json entry, whether this run generated anything)."""
+    from infimmr_cli.progress import StageProgress
     from infimmr_cli.evaluation.tally import is_correct
     from infimmr_cli.data.images import ImageError
     from infimmr_cli.data.records import ResumableWriter
@@ -332,6 +386,7 @@ def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _
     origin = {**gen.origin(), "reward": reward, "max_prompt_len": max_prompt_len}
     check_origin(run_json, origin)
     wanted = {r.id for r in recs}
+    worked = False
     if pred_path.is_file():
         if partial_path(pred_path).exists():
             raise UsageError(f"{bench_dir}: holds both predictions.jsonl and its .partial; delete one")
@@ -341,13 +396,13 @@ def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _
         with ResumableWriter(pred_path) as writer:
             todo = [r for r in recs if r.id not in writer.done_ids]
             if todo:
+                worked = True
+                _header(console, spec.name, len(recs), len(recs) - len(todo), gen.description)
                 engine = gen.open()
                 write_provenance(pred_path, "eval", {**origin, "engine": gen.engine_name}, {"records": src},
                                  path=run_json)
-                with Progress(TextColumn(f"eval {spec.name}"), BarColumn(), MofNCompleteColumn(),
-                              TextColumn("{task.fields[right]} right"), TimeElapsedColumn(), console=console,
-                              transient=True) as progress:
-                    task = progress.add_task("items", total=len(recs), completed=len(recs) - len(todo), right=0)
+                with StageProgress(console, spec.name, len(recs), completed=len(recs) - len(todo),
+                                   verb="generated", transient=True) as progress:
                     right = 0
                     for chunk in _chunks(todo, gen.batch_size):
                         lines, ready, requests = {}, [], []
@@ -367,9 +422,9 @@ def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _
                                                           v)
                         writer.write([lines[r.id] for r in chunk])
                         right += sum(is_correct(s) for s in scores)
-                        progress.update(task, advance=len(chunk), right=right)
+                        progress.advance(len(chunk), f"{right} right")
             writer.finish()
-    return _report(spec, recs, total, pred_path, _origin_fields(run_json), workers, timeout)
+    return _report(spec, recs, total, pred_path, _origin_fields(run_json), workers, timeout), worked
 
 
 def _rescore(spec, recs: list[Record], every: list[Record], src: Path, pfile: Path, out: Path, reward: str,
@@ -429,7 +484,7 @@ def _report(spec, recs: list[Record], total: int, pred_path: Path, origin: dict[
             official[i] = v
     counts = tally(recs, lines, spec.subsets, spec.order, official=official)
     rel = os.path.relpath(pred_path, pred_path.parent.parent)
-    keep = {k: origin[k] for k in ("model", "engine", "sampling", "reward", "rescored_from", "max_prompt_len")
+    keep = {k: origin[k] for k in ("model", "commit", "engine", "sampling", "reward", "rescored_from", "max_prompt_len")
             if k in origin}
     from infimmr_cli.data.item_errors import warnings_path, write_warnings
 

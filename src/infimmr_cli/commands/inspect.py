@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from infimmr_cli.data.records import jsonl_lines
 from infimmr_cli.errors import UsageError
 
 
@@ -23,7 +24,7 @@ def read_samples(run_dir: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no rollout samples (is {run_dir} a train-phase run with "
                                 f"log_rollouts_every > 0, past its first sampled step?)")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = jsonl_lines(path.read_text(encoding="utf-8"))  # a completion may hold U+2028
     groups = []
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():

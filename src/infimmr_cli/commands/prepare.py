@@ -36,24 +36,37 @@ class PrepareSummary:
     images_missing: int = 0
 
 
-def run(source: str, inp: str | Path, out: str | Path, quiet: bool = False) -> PrepareSummary:
-    """Read `inp` as `source` and write records to `out` atomically; returns what happened (also printed)."""
+def run(source: str, inp: str | Path | None, out: str | Path, quiet: bool = False,
+        revision: str | None = None) -> PrepareSummary:
+    """Read `inp` as `source` and write records to `out` atomically; returns what happened (also printed).
+
+    No `inp`: the files the reader needs come from the source's Hugging Face dataset (`hub_exports`), at `revision`.
+    """
     from infimmr_cli.data.sources import SOURCES
 
     if source not in SOURCES:
         raise UsageError(f"--from: {source!r} is not one of {', '.join(SOURCES)}")
-    inp, out = Path(inp), Path(out)
-    if not inp.exists():
-        raise UsageError(f"--in: {inp}: no such file or folder")
+    out = Path(out)
     if out.is_dir():
         raise UsageError(f"--out: {out} is a folder; give the JSONL file to write, e.g. {out / 'records.jsonl'}")
+    origin: dict = {}
+    if inp is None:
+        from infimmr_cli.data.hub_exports import fetch_export
+
+        inp, origin = fetch_export(source, revision)
+    elif revision:
+        raise UsageError(f"--revision {revision}: applies to a download (prepare without --in); --in {inp} is a "
+                         f"local export")
+    inp = Path(inp)
+    if not inp.exists():
+        raise UsageError(f"--in: {inp}: no such file or folder")
     from infimmr_cli.files import claim_outputs
 
     with claim_outputs("prepare", {"--in": inp}, {"--out": out}):
-        return _prepare(source, inp, out, quiet)
+        return _prepare(source, inp, out, quiet, origin)
 
 
-def _prepare(source: str, inp: Path, out: Path, quiet: bool) -> PrepareSummary:
+def _prepare(source: str, inp: Path, out: Path, quiet: bool, origin: dict | None = None) -> PrepareSummary:
     from infimmr_cli.data.sources import SOURCES, PrepareContext
     from infimmr_cli.provenance import write_provenance
     from infimmr_cli.data.records import write_records
@@ -95,7 +108,8 @@ def _prepare(source: str, inp: Path, out: Path, quiet: bool) -> PrepareSummary:
 
     warnings_path = out.with_name(out.name + ".warnings.jsonl")
     atomic_write_text(warnings_path, "".join(json.dumps(w, ensure_ascii=False) + "\n" for w in ctx.warnings))
-    provenance = write_provenance(out, "prepare", {"source": source}, {"input": inp}, results={
+    # a download also records the dataset repository, the revision asked for and the commit it resolved to
+    provenance = write_provenance(out, "prepare", {"source": source, **(origin or {})}, {"input": inp}, results={
         "records": written, "skipped": dict(ctx.skipped), "images_written": ctx.images_written,
         "images_linked": ctx.images_linked, "images_missing": ctx.images_missing, "repairs": dict(ctx.repairs),
         "warnings": len(ctx.warnings)})

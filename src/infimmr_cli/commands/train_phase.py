@@ -60,28 +60,32 @@ def run(config: str | Path | None = None, sets: list[str] | None = None, phase: 
         data: str | Path | None = None, init: str | Path | None = None, out: str | Path | None = None,
         reward: str | None = None, steps: int | None = None, deepspeed: str | None = None, engine: str | None = None,
         resume: bool = False, dry_run: bool = False, gpus: int | None = None, nodes: int = 1,
-        val_data: str | Path | None = None) -> Path:
+        val_data: str | Path | None = None, revision: str | None = None) -> Path:
     """Train one phase; returns OUT (with OUT/final, a plain HF model directory). `dry_run` checks and reports only."""
     from contextlib import ExitStack
 
     with ExitStack() as held:  # the lock on OUT, taken once the settings are known, released on any exit
         return _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine, resume, dry_run, gpus,
-                    nodes, val_data, held)
+                    nodes, val_data, held, revision)
 
 
 def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine, resume, dry_run, gpus, nodes,
-         val_data, held) -> Path:
+         val_data, held, revision=None) -> Path:
     import torch
 
-    from infimmr_cli.modeling import check_model_dir, load_processor, model_dir_of
+    from infimmr_cli.modeling import check_model_dir, load_processor, model_revision, resolve_model
     from infimmr_cli.training import checkpoint, distributed, report
     from infimmr_cli.training.data import PromptSampler, load_prompts
 
     explicit = dict(phase=phase, data=data, init=init, out=out, reward=reward, steps=steps, deepspeed=deepspeed,
-                    engine=engine, val_data=val_data)
+                    engine=engine, val_data=val_data, revision=revision)
     overrides: dict[str, Any] = {k: str(v) if isinstance(v, Path) else v for k, v in explicit.items() if v is not None}
     overrides.update(parse_sets(sets))
     cfg = load_config(config, overrides)
+    if not cfg.deepspeed:  # plain torch: transformers and accelerate need not import DeepSpeed (nor log about it)
+        from infimmr_cli.no_deepspeed import not_needed
+
+        not_needed()
     dist = distributed.from_env()
     console = Console(quiet=not dist.is_main)
 
@@ -91,9 +95,11 @@ def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine,
             raise UsageError(f"{key}: required (--{key} or --set {key}=...)")
     if not Path(cfg.data).is_file():
         raise FileNotFoundError(f"{cfg.data}: data file not found")
-    init_dir = model_dir_of(cfg.init)
+    init_id = cfg.init
+    init_dir = resolve_model(cfg.init, cfg.revision or None, flag="--init")  # a hub id: its HF cache snapshot
     if str(init_dir) != cfg.init:
-        console.print(f"--init {cfg.init}: a run folder; starting from its final model {init_dir}", highlight=False)
+        what = "a run folder; starting from its final model" if Path(cfg.init).exists() else "from the hub cache:"
+        console.print(f"--init {cfg.init}: {what} {init_dir}", highlight=False)
         cfg.init = str(init_dir)
     check_model_dir(cfg.init)
     if cfg.deepspeed and not Path(cfg.deepspeed).is_file():
@@ -114,6 +120,9 @@ def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine,
                                Path(cfg.out) / "val")
     sampler = PromptSampler(len(prompts.items), cfg.prompts_per_step, cfg.seed, dist.rank, dist.world_size)
     resolved = report.provenance(cfg)
+    origin = model_revision(init_dir, cfg.revision or None)
+    if origin["commit"]:  # --init named a hub id: which one, and the commit its snapshot holds
+        resolved["settings"].update(init_id=init_id, init_commit=origin["commit"])
     # what the data gave: a reader of run_config.json sees how many prompts were skipped and why
     resolved["prompts"] = {"records": prompts.view.total, "in_view": len(prompts.view.items),
                            "too_long": len(prompts.too_long), "unreadable_image": len(prompts.bad),
@@ -173,12 +182,11 @@ def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine,
         _push_weights(run_state)
 
     # --- the loop --------------------------------------------------------------------------------------------------
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from infimmr_cli.progress import StageProgress
 
-    columns = [TextColumn(f"{cfg.phase}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-               TextColumn("{task.fields[info]}")]
-    with Progress(*columns, console=console, disable=not dist.is_main) as bar:
-        task = bar.add_task("train", total=total, completed=state["step"], info="")
+    # a bar on a terminal, a line per step in a log file
+    with StageProgress(console, cfg.phase, total, completed=state["step"], unit="steps",
+                       enabled=dist.is_main) as bar:
         if validator is not None and state["step"] == 0:  # where the phase starts from
             metrics.log({"step": 0, **_validate(run_state, validator, 0)})
         for step in range(state["step"], total):
@@ -192,7 +200,7 @@ def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine,
             if dist.is_main and len(run_state.problems) > found:
                 _write_problems(out_dir, run_state.problems)
             state = {"step": step + 1, "prompts_seen": (step + 1) * cfg.prompts_per_step, "metrics": metrics.rows}
-            bar.update(task, advance=1, info=f"reward {row['reward_mean']:.3f}  len {row['response_len_mean']:.0f}")
+            bar.advance(1, f"reward {row['reward_mean']:.3f}, len {row['response_len_mean']:.0f}")
             if (step + 1) % cfg.save_every == 0 or step + 1 == total:
                 with storage_errors(ckpt_root):  # a full disk: one line; the previous checkpoint stays complete
                     checkpoint.save(ckpt_root, step + 1, run_state.updater, run_state.processor, resolved, state,
@@ -358,7 +366,9 @@ def _read_problems(out_dir: Path) -> list[tuple[str, str]]:
     path = out_dir / "warnings.jsonl"
     if not path.is_file():
         return []
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from infimmr_cli.data.records import jsonl_lines
+
+    rows = [json.loads(line) for line in jsonl_lines(path.read_text(encoding="utf-8")) if line.strip()]
     return [(str(r["id"]), str(r["error"])) for r in rows]
 
 

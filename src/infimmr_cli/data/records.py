@@ -127,10 +127,11 @@ def parse_json(text: str, where: str, what: str = "<line>") -> Any:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        if what == "<file>":  # a whole file: name the line as file:line
-            raise RecordError(f"{where}:{exc.lineno}: {what}: not valid JSON ({exc.msg} at column {exc.colno})"
-                              ) from None
-        raise RecordError(f"{where}: {what}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        # `file:line:column` as compilers write it (editors jump there): json counts lines at "\n" and columns in
+        # characters from 1, as editors do. A whole file names its line; one JSONL line's `where` already does.
+        place = f"{where}:{exc.lineno}:{exc.colno}" if what == "<file>" else f"{where}:{exc.colno}"
+        msg = exc.msg.removesuffix(" at")  # "Unterminated string starting at": the column is where it starts
+        raise RecordError(f"{place}: {what}: not valid JSON ({msg})") from None
     if _SURROGATE_ESCAPE.search(text):
         bad = _surrogate_field(obj)
         if bad:
@@ -145,14 +146,30 @@ def decode_utf8(data: bytes, where: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise RecordError(f"{where}:{line}: <line>: not UTF-8 text (byte 0x{data[exc.start]:02x} at column {col})"
-                          ) from None
+        col = _char_column(data[data.rfind(b"\n", 0, exc.start) + 1: exc.start], line)
+        raise RecordError(f"{where}:{line}:{col}: <line>: not UTF-8 text (byte 0x{data[exc.start]:02x})") from None
+
+
+def _char_column(before: bytes, line: int) -> int:
+    """The 1-based column, in characters as editors count them, of the byte after `before` (the valid UTF-8 bytes
+    that precede it on its line); a BOM opening line 1 is not a column."""
+    text = before.decode("utf-8")
+    return len(text.removeprefix("\ufeff") if line == 1 else text) + 1
 
 
 def read_text(path: str | Path) -> str:
-    """A whole text file, strictly UTF-8 (RecordError naming file:line otherwise)."""
-    return decode_utf8(Path(path).read_bytes(), str(path))
+    """A whole text file, strictly UTF-8 (RecordError naming file:line otherwise); a leading BOM is dropped."""
+    return decode_utf8(Path(path).read_bytes(), str(path)).removeprefix("\ufeff")
+
+
+def jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSONL text as JSON and editors count them: split at "\\n" only, a "\\r" before it dropped.
+    str.splitlines() also splits at U+2028, U+0085 and other characters a JSON string may hold raw (we write text
+    unescaped), which cuts a valid line in two and shifts every later line number."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [ln.removesuffix("\r") for ln in lines]
 
 
 def read_json_file(path: str | Path) -> Any:
@@ -229,8 +246,10 @@ def iter_json_lines(path: str | Path, tolerate_torn_tail: bool = False) -> Itera
             except UnicodeDecodeError as exc:
                 if torn:  # a kill mid-write can cut a multi-byte character too
                     return
-                raise RecordError(f"{where}: <line>: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
-                                  f"{exc.start + 1})") from None
+                raise RecordError(f"{where}:{_char_column(raw[:exc.start], lineno)}: <line>: not UTF-8 text "
+                                  f"(byte 0x{raw[exc.start]:02x})") from None
+            if lineno == 1:
+                line = line.removeprefix("\ufeff")  # a BOM (Windows editors) is not part of the first object
             if not line.strip():
                 continue
             try:
@@ -305,7 +324,7 @@ class ResumableWriter:
         if len(keep) != len(data):  # a torn last line from a kill mid-write: drop it, the item is redone
             with self.partial.open("r+b") as fh:
                 fh.truncate(len(keep))
-        for lineno, line in enumerate(decode_utf8(keep, str(self.partial)).splitlines(), start=1):
+        for lineno, line in enumerate(jsonl_lines(decode_utf8(keep, str(self.partial))), start=1):
             if line.strip():
                 try:
                     self.done_ids.add(str(json.loads(line)["id"]))

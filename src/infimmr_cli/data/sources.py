@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from infimmr_cli.data import gold
-from infimmr_cli.data.records import Record, RecordError, parse_json, read_json_file, read_text
+from infimmr_cli.data.records import Record, RecordError, jsonl_lines, parse_json, read_json_file, read_text
 from infimmr_cli.files import FileSafetyError, inside, writing
 
 VISION_ONLY_QUESTION = "Solve the problem shown in the image."
@@ -264,7 +264,7 @@ def _json_rows(file: Path, ctx: PrepareContext, key_field: str | None = None) ->
     a list of objects, or an object of objects keyed by id (MathVista's testmini.json: the key fills `key_field`)."""
     base = file.parent
     if file.suffix == ".jsonl":
-        lines = read_text(file).splitlines()  # not UTF-8: one error naming file:line
+        lines = jsonl_lines(read_text(file))  # not UTF-8: one error naming file:line
         ctx.on_total(sum(1 for ln in lines if ln.strip()))
         for lineno, line in enumerate(lines, start=1):
             if not line.strip():
@@ -456,7 +456,7 @@ def _deepscaler_items(path: Path) -> tuple[Path, list]:
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
             raise RecordError(f"{path}: <file>: not a readable parquet file ({exc})") from None
     if path.suffix == ".jsonl":
-        return path, [parse_json(line, f"{path}:{n}") for n, line in enumerate(read_text(path).splitlines(), start=1)
+        return path, [parse_json(line, f"{path}:{n}") for n, line in enumerate(jsonl_lines(read_text(path)), start=1)
                       if line.strip()]
     items = read_json_file(path)
     if not isinstance(items, list):

@@ -126,36 +126,72 @@ def to_markdown(rows: list[Row]) -> str:
         "in the official column.\n")
 
 
-def draw_png(rows: list[Row], path: str | Path) -> Path:
-    """Grouped bars: one group per bench, one bar per run, the percentage written on each bar."""
-    import matplotlib
+PLOT_TITLE = "Accuracy per benchmark (%)"
+PLOT_SUBTITLE = "official rule where known, else the reward rule; k/N correct on each bar"
+BAR_INCHES, GAP_INCHES, MAX_WIDTH = 0.6, 0.5, 20.0  # a bar wide enough for "100.0%" at 8 pt, up to a screen's width
 
-    matplotlib.use("Agg")  # no display on servers and CI
-    import matplotlib.pyplot as plt
+
+def tick_label(bench: str, cells: list[Cell | None]) -> str:
+    """`MathVista\nN=6`: the bench and the N of its bars (a range where runs scored different N; `+n judge` where
+    the official rule left items to an LLM judge); the bench alone where only the paper's numbers are shown."""
+    ns = sorted({c.n for c in cells if c is not None and c.n is not None})
+    judge = max((c.judge for c in cells if c is not None), default=0)
+    if not ns:
+        return title(bench)
+    n = f"N={ns[0]}" if len(ns) == 1 else f"N={ns[0]}–{ns[-1]}"
+    return f"{title(bench)}\n{n}" + (f" +{judge} judge" if judge else "")
+
+
+def bar_label(cell: Cell | None, one_line: bool = False) -> str:
+    """The value written on a bar: `50.0%` over `3/6`; the paper's number as printed; `n/a` where N = 0."""
+    if cell is None:
+        return ""
+    if cell.k is None:
+        return str(cell.pct)
+    if cell.pct is None:
+        return f"n/a ({cell.k}/{cell.n})"
+    return f"{cell.pct:.1f}%" + (" " if one_line else "\n") + f"{cell.k}/{cell.n}"
+
+
+def compare_figure(rows: list[Row]):
+    """Grouped bars: one group per bench (its name and N below), one bar per run (named in the legend), its
+    percentage and k/N written on it. Bars keep a readable width: the figure grows with them, and past a screen's
+    width the labels turn upright on one line."""
+    from matplotlib.figure import Figure
 
     cols = columns(rows)
-    width = 0.8 / max(len(rows), 1)
-    fig, ax = plt.subplots(figsize=(min(14.0, 2.0 + len(cols) * (0.5 + 0.3 * len(rows))), 5.0))
+    n_rows = max(len(rows), 1)
+    width_in = 2.5 + len(cols) * (n_rows * BAR_INCHES + GAP_INCHES)
+    narrow = width_in > MAX_WIDTH
+    fig = Figure(figsize=(min(max(width_in, 6.0), MAX_WIDTH), 5.5), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / n_rows
     for i, r in enumerate(rows):
-        xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(cols))]
+        xs = [j + (i - (n_rows - 1) / 2) * width for j in range(len(cols))]
         cells = [r.headline(c) for c in cols]
         ys = [(cell.pct or 0.0) if cell is not None else 0.0 for cell in cells]
-        bars = ax.bar(xs, ys, width, label=r.label, hatch="//" if r.paper else None, alpha=0.6 if r.paper else 1.0)
-        for bar, cell in zip(bars, cells):
-            if cell is not None:
-                ax.annotate("n/a" if cell.pct is None else f"{cell.pct:.1f}",
-                            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                            ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(cols)), [title(c) for c in cols])
-    ax.set_ylabel("accuracy (%), official rule where known")
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(len(rows), 3), frameon=False)
-    fig.tight_layout()
+        bars = ax.bar(xs, ys, width * 0.95, label=r.label, hatch="//" if r.paper else None,
+                      alpha=0.6 if r.paper else 1.0)
+        ax.bar_label(bars, [bar_label(cell, one_line=narrow) for cell in cells], padding=2, fontsize=8,
+                     rotation=90 if narrow else 0)
+    ax.set_xticks(range(len(cols)), [tick_label(c, [r.headline(c) for r in rows]) for c in cols], fontsize=9)
+    ax.set_title(f"{PLOT_TITLE}\n{PLOT_SUBTITLE}", fontsize=11)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 130 if narrow else 115)  # room above a 100% bar for its label
+    ax.set_yticks(range(0, 101, 20))
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(title="model", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig
+
+
+def draw_png(rows: list[Row], path: str | Path) -> Path:
+    """compare_figure(rows) as a PNG, written atomically."""
+    fig = compare_figure(rows)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=120)
-    plt.close(fig)
     tmp.replace(path)
     return path
 

@@ -117,6 +117,23 @@ def bench_table(entry: dict[str, Any]) -> Table:
     return table
 
 
+def same_entry(before: dict[str, Any] | None, entry: dict[str, Any]) -> bool:
+    """Whether `entry` says what `before` (read back from results.json) already said."""
+    return before is not None and json.loads(json.dumps(entry, ensure_ascii=False)) == before
+
+
+def bench_line(entry: dict[str, Any], note: str = "") -> str:
+    """One bench in one line: `mathvista: 3/6 reward, 2/6 official (NOTE)`; the official part only when the entry has
+    it, with `+n judge` for items left to the benchmark's LLM judge."""
+    acc = _count(entry["accuracy"])
+    text = f"{entry['bench']}: {acc.k}/{acc.n} reward"
+    if "official" in entry:
+        off = _count(entry["official"])
+        judge = int(entry.get("official_judge") or 0)
+        text += f", {off.k}/{off.n} official" + (f" +{judge} judge" if judge else "")
+    return text + (f" ({note})" if note else "")
+
+
 def print_bench(console: Console, entry: dict[str, Any]) -> None:
     console.print(bench_table(entry))
     if judge_note(entry):

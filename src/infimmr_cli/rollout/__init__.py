@@ -15,14 +15,19 @@ def vllm_available() -> bool:
 
 
 def open_engine(model_dir: str | Path, engine: str = "auto", batch_size: int = 8, dtype: str = "auto",
-                device: str | None = None, trust_remote_code: bool = False, **vllm_kwargs):
-    """An inference engine for a model directory (classify, caption, eval).
+                device: str | None = None, trust_remote_code: bool = False, revision: str | None = None,
+                **vllm_kwargs):
+    """An inference engine for a model directory or hub id (classify, caption, eval).
 
     engine: "vllm", "hf", or "auto" (vLLM when installed and a GPU is present, else HF).
     Returns (engine, processor): the processor gives the pixel limits every image is resized to.
     """
     import torch
 
+    from infimmr_cli.modeling import resolve_model
+
+    # once, here: the processor and either engine load the very same local directory (a hub id: its cache snapshot)
+    model_dir = resolve_model(model_dir, revision, trust_remote_code=trust_remote_code)
     if engine == "auto":
         engine = "vllm" if (vllm_available() and torch.cuda.is_available()) else "hf"
     if engine == "vllm":

@@ -134,7 +134,7 @@ class VLLMEngine:
     def from_pretrained(cls, model_dir: str | Path, processor, dtype: str = "auto", trust_remote_code: bool = False,
                         sleep_level: int = 1, platform: Platform | None = None,
                         **engine_kwargs: Any) -> "VLLMEngine":
-        """Start vLLM on a local model directory with the processor's pixel range.
+        """Start vLLM on a local model directory (a hub id: its HF cache snapshot) with the processor's pixel range.
 
         engine_kwargs go to `vllm.LLM` (gpu_memory_utilization, max_model_len, max_num_batched_tokens, seed,
         tensor_parallel_size, load_format, ...). Defaults set here: sleep mode where the platform has it, at most 4
@@ -142,6 +142,10 @@ class VLLMEngine:
         engine per rank). On CPU the engine runs in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0 unless set): tensors
         cannot be passed to a worker process, and loading is 5x faster.
         """
+        from infimmr_cli.modeling import resolve_model
+
+        # vLLM given a hub id would fetch it itself (pickled weights included): it gets the directory we resolved
+        model_dir = resolve_model(model_dir, trust_remote_code=trust_remote_code)
         platform = platform or Platform.detect()
         cpu = platform.push == "reload"
         if cpu:  # vllm.envs reads this when the engine starts

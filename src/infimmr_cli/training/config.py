@@ -24,7 +24,8 @@ class TrainConfig:
     phase: str = "fra"
     # data and model
     data: str = ""                      # records JSONL
-    init: str = ""                      # HF model directory or a previous phase's OUT/final
+    init: str = ""                      # HF model directory, a previous phase's OUT, or a hub id (Org/Name)
+    revision: str = ""                  # hub revision of a hub-id init: branch, tag or commit ("" = main)
     out: str = ""                       # run directory
     # rollouts (paper §5.1)
     prompts_per_step: int = 256         # rollout batch, global over all ranks

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
+from infimmr_cli.data.records import jsonl_lines
 from infimmr_cli.files import atomic_write_text
 
 IMAGE_MARKER = "<image>"
@@ -65,7 +66,7 @@ class StepLog:
         if not is_main:
             return
         if self.path.exists():
-            kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
+            kept = [line for line in jsonl_lines(self.path.read_text(encoding="utf-8"))
                     if line.strip() and _step_of(line) <= resumed_step]
             atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
