@@ -61,3 +61,11 @@ def test_figure3_needs_validation_rows_and_writes_figure3_png(tmp_path):
     assert png.name == "figure3.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(UsageError, match="--figure: 'fig9'"):
         run([str(tmp_path / "text")], tmp_path / "plots", figure="fig9")
+
+
+def test_moving_average_is_the_trailing_mean():
+    from infimmr_cli.commands.plot import moving_average
+
+    assert moving_average([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+    assert moving_average([2.0, 4.0], 5) == [2.0, 3.0]
+    assert moving_average([], 3) == []

@@ -63,4 +63,4 @@ def test_plot_tiny_model_and_demo_data_write_a_record(tmp_path):
     rec = read_provenance(raw)
     assert rec["command"] == "demo-data" and rec["settings"]["n_text"] == 2 and "math500" in rec["results"]
     model = tiny_model.run(tmp_path / "tiny", seed=3)
-    assert read_provenance(model)["settings"] == {"seed": 3}
+    assert read_provenance(model)["settings"] == {"seed": 3, "warm_up": False}

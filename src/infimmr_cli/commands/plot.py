@@ -24,6 +24,7 @@ PANELS = (("reward_mean", "mean reward"), ("accuracy_mean", "mean accuracy rewar
 VAL_PANEL = ("val_accuracy", "validation accuracy")
 FIGURE3_PANELS = (("val_accuracy", "benchmark accuracy (validation)"), ("response_len_mean", "mean response length (tokens)"))
 FIGURES = ("curriculum", "figure3")
+SMOOTH = 5  # steps in the trailing mean drawn over each training curve
 
 
 def parse_run(spec: str) -> tuple[str, Path]:
@@ -59,6 +60,18 @@ def curriculum_series(runs: list[tuple[str, list[dict]]], key: str) -> list[tupl
     return out
 
 
+def moving_average(values: list[float], window: int) -> list[float]:
+    """Trailing mean over the last `window` values (fewer at the start): per-step RL rewards are noisy, the trend is
+    what a reader looks for, as RL papers smooth theirs."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
 def overlaid_series(runs: list[tuple[str, list[dict]]], key: str) -> list[tuple[str, list[int], list[float]]]:
     """Per run: (label, its own steps, values) for rows that have `key` (step 0 = before training)."""
     return [(label, [int(r["step"]) for r in rows if key in r], [float(r[key]) for r in rows if key in r])
@@ -85,13 +98,17 @@ def run(specs: list[str], out: str | Path, console: Console | None = None, figur
     fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), sharex=True)
     for ax, (key, title) in zip(axes, panels):
         for label, xs, ys in curriculum_series(runs, key):
-            ax.plot(xs, ys, marker="o", markersize=3, label=label)
+            if key == VAL_PANEL[0]:  # a few evaluations, each on the same items: drawn as they are
+                ax.plot(xs, ys, marker="o", markersize=3, label=label)
+            else:  # every step's own rollouts: faint points, and the trailing mean that shows the trend
+                line, = ax.plot(xs, ys, marker="o", markersize=2, linewidth=0.5, alpha=0.35)
+                ax.plot(xs, moving_average(ys, SMOOTH), color=line.get_color(), linewidth=2, label=label)
             if xs:
                 ax.axvline(xs[-1] + 0.5, color="grey", linewidth=0.5, linestyle=":")
         ax.set_ylabel(title)
         ax.grid(alpha=0.3)
     axes[0].legend(loc="best", fontsize=8)
-    axes[-1].set_xlabel("rollout step (phases end to end)")
+    axes[-1].set_xlabel(f"rollout step (phases end to end; bold lines: mean of the last {SMOOTH} steps)")
     fig.tight_layout()
     return _save(plt, fig, out / "curriculum.png", specs, runs, "curriculum", panels, console)
 

@@ -12,9 +12,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-# Steps of each warm-up stage: enough on 2 CPU cores for the format, the captions and about a third right answers.
-SHORT_STEPS = 300
-FULL_STEPS = 100
+# The two warm-up stages, tuned on 2 CPU cores (about a minute in all): short prompts with right answers teach the
+# format, the captions and the sums; the full prompts then come with answers right only P_RIGHT of the time and
+# otherwise one too high, so the model starts RL knowing the sums but often slipping (demo_tasks.reply).
+SHORT_STEPS, SHORT_BATCH = 500, 32
+FULL_STEPS, FULL_BATCH = 100, 16
+P_RIGHT = 0.4
 WARMUP_LR = 2e-3
 
 
@@ -30,7 +33,7 @@ def run(out: str | Path, seed: int = 0, warm_up: bool = False, short_steps: int 
     settings: dict = {"seed": seed, "warm_up": warm_up}
     results: dict = {}
     if warm_up:
-        settings.update(short_steps=short_steps, full_steps=full_steps, lr=WARMUP_LR)
+        settings.update(short_steps=short_steps, full_steps=full_steps, lr=WARMUP_LR, p_right=P_RIGHT)
         results = _warm_up(path, seed, short_steps, full_steps, console)
     write_provenance(path, "tiny-model", settings, {}, results=results)
     n = sum(1 for _ in Path(path).iterdir())
@@ -47,11 +50,12 @@ def _warm_up(path: Path, seed: int, short_steps: int, full_steps: int, console: 
 
     model, processor = load_model(path, dtype="fp32")
     losses = {}
-    for stage, steps, short in (("short prompts", short_steps, True), ("full prompts", full_steps, False)):
-        examples = warmup_examples(400, seed=seed + len(losses), short=short)
+    stages = (("short prompts", short_steps, SHORT_BATCH, True, 1.0), ("full prompts", full_steps, FULL_BATCH, False, P_RIGHT))
+    for stage, steps, batch, short, p_right in stages:
+        examples = warmup_examples(800, seed=seed + len(losses), short=short, p_right=p_right)
         with StageProgress(console, f"warm-up, {stage}", steps, unit="steps") as bar:
             # every 25 steps: a log file gets a dozen lines, not hundreds
-            stage_losses = warm_up(model, processor, examples, steps=steps, lr=WARMUP_LR, seed=seed,
+            stage_losses = warm_up(model, processor, examples, steps=steps, batch_size=batch, lr=WARMUP_LR, seed=seed,
                                    on_step=lambda step, loss: (step + 1) % 25 == 0 and bar.advance(25, f"loss {loss:.3f}"))
         losses[stage] = stage_losses
         if stage_losses:

@@ -17,9 +17,20 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from infimmr_cli.data.demo_tasks import IMAGE_SIZE, IMAGE_WORDINGS, TEXT_WORDINGS, Sum, draw_sum
-from infimmr_cli.data.export_schemas import (MATHVERSE_SCHEMA, MATHVISION_SCHEMA, MATHVISTA_SCHEMA, OLYMPIAD_SCHEMA,
-                                             VIRL_SCHEMA)
+from infimmr_cli.data.demo_tasks import (
+    IMAGE_SIZE,
+    IMAGE_WORDINGS,
+    TEXT_WORDINGS,
+    Sum,
+    draw_sum,
+)
+from infimmr_cli.data.export_schemas import (
+    MATHVERSE_SCHEMA,
+    MATHVISION_SCHEMA,
+    MATHVISTA_SCHEMA,
+    OLYMPIAD_SCHEMA,
+    VIRL_SCHEMA,
+)
 
 MATHVERSE_VERSIONS = ["Text Dominant", "Text Lite", "Vision Intensive", "Vision Dominant", "Vision Only"]
 
