@@ -63,3 +63,26 @@ def test_two_processes_train_save_and_resume_exactly(stage, tmp_path, train_data
     # gathered, full-size weights (not ZeRO-3's empty local shards)
     init = load_file(tiny_model_dir / "model.safetensors")
     assert sum(t.numel() for t in a.values()) == sum(t.numel() for t in init.values())
+
+
+def test_a_plain_process_gets_a_group_of_one_and_torchrun_keeps_its_own():
+    from infimmr_cli.training.distributed import single_process_env
+
+    assert single_process_env({}, 4242) == {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1",
+                                            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "4242"}
+    assert single_process_env({"MASTER_PORT": "29999"}, 4242)["MASTER_PORT"] == "29999"
+    assert single_process_env({"RANK": "1", "WORLD_SIZE": "2"}, 4242) == {}
+
+
+@pytest.mark.slow
+def test_deepspeed_runs_without_torchrun(tmp_path, train_data, tiny_model_dir):
+    """The recipe default (a ZeRO config) from a plain `infimmr train-phase`: no launcher, no MPI, one process."""
+    env = {k: v for k, v in cli_env().items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    proc = subprocess.run([sys.executable, "-m", "infimmr_cli", "train-phase", "--phase", "mre", "--data", str(train_data),
+                           "--init", str(tiny_model_dir), "--out", str(tmp_path / "run"), "--steps", "1",
+                           "--deepspeed", str(REPO / "recipes" / "ds_zero2.json"),
+                           "--set", "prompts_per_step=2", "--set", "group_size=2", "--set", "update_batch=2",
+                           "--set", "micro_batch=4", "--set", "max_response_len=4"],
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    assert "mpi4py" not in proc.stderr and (tmp_path / "run" / "final" / "model.safetensors").is_file()

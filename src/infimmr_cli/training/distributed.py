@@ -36,6 +36,26 @@ def from_env() -> Dist:
                 local_rank=int(os.environ.get("LOCAL_RANK", 0)))
 
 
+def single_process_env(environ: dict[str, str], port: int) -> dict[str, str]:
+    """The launcher variables a plain `python`/`infimmr` run lacks, for a process group of one (empty under torchrun).
+
+    Without RANK, DeepSpeed's init looks for an MPI launcher and fails on `import mpi4py`; a one-process group on
+    localhost is what `torchrun --nproc_per_node 1` would have set up.
+    """
+    if "RANK" in environ:
+        return {}
+    return {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": environ.get("MASTER_ADDR", "127.0.0.1"),
+            "MASTER_PORT": environ.get("MASTER_PORT", str(port))}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def init(dist_info: Dist, use_deepspeed: bool) -> None:
     """Join the process group (NCCL on GPU, gloo on CPU); DeepSpeed's own init when it will run the updates."""
     if torch.cuda.is_available():
@@ -43,7 +63,10 @@ def init(dist_info: Dist, use_deepspeed: bool) -> None:
     if use_deepspeed:
         import deepspeed
 
-        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
+        if "RANK" not in os.environ:
+            os.environ.update(single_process_env(dict(os.environ), _free_port()))
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo",
+                                   auto_mpi_discovery=False)
     elif dist_info.enabled and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
