@@ -8,6 +8,7 @@
 #   WORK=runs/cpu_curriculum  where everything goes (delete it to start over)
 #   STEPS=24                  rollout steps per phase
 #   N_TEXT=48 N_IMAGE=48 N_BENCH=16 EVAL_LIMIT=16   data sizes (the test of this script runs it smaller)
+#   PROMPTS=8                 prompts per rollout step (each with 8 rollouts)
 #   ABLATION=capfre|vision_first   then run that ablation recipe (paper Table 2 / Figure 3) on the same work folder
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ N_TEXT=${N_TEXT:-48}
 N_IMAGE=${N_IMAGE:-48}
 N_BENCH=${N_BENCH:-16}
 EVAL_LIMIT=${EVAL_LIMIT:-16}
+PROMPTS=${PROMPTS:-8}
 if [ -x .venv/bin/infimmr ]; then export PATH="$PWD/.venv/bin:$PATH"; fi
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 export PYTHON=${PYTHON:-python}
@@ -35,9 +37,9 @@ export DECONTAM_ARGS="--threshold 0.99999"
 # Paper settings scaled to a CPU: 8 prompts x 8 rollouts a step in two updates, short responses, plain torch (no
 # DeepSpeed). A tiny model needs a far larger step than a 3B one; no gradient clipping, because the vision tower's
 # patch embedding has most of the gradient norm and clipping to it would starve the language model.
-export TRAIN_ARGS="--steps $STEPS --set deepspeed="" --set prompts_per_step=8 --set group_size=8 --set update_batch=4 \
+export TRAIN_ARGS="--steps $STEPS --set deepspeed="" --set prompts_per_step=$PROMPTS --set group_size=8 --set update_batch=4 \
 --set micro_batch=32 --set max_response_len=20 --set max_prompt_len=1024 --set lr=${LR:-5e-4} --set grad_clip=0 \
---set save_every=12 --set reward_workers=1 --set log_rollouts_every=4 --set val_every=8"
+--set save_every=12 --set reward_workers=1 --set log_rollouts_every=1 --set val_every=8"
 # Each phase validates on the toy MathVista items before, during and after training (curves in plots/).
 export VAL_BENCH=${VAL_BENCH:-mathvista} VAL_LIMIT=${VAL_LIMIT:-$N_BENCH}
 export EVAL_ARGS="--engine hf --limit $EVAL_LIMIT --max-new-tokens 16 --batch-size 16"

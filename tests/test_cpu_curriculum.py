@@ -18,7 +18,7 @@ PHASES = ("fra", "cmra", "mre")
 @pytest.mark.slow
 def test_cpu_curriculum_leaves_every_artifact(tmp_path):
     work = tmp_path / "work"
-    env = cli_env(WORK=str(work), STEPS="1", N_TEXT="6", N_IMAGE="6", N_BENCH="2", EVAL_LIMIT="2",
+    env = cli_env(WORK=str(work), STEPS="1", N_TEXT="6", N_IMAGE="6", N_BENCH="2", EVAL_LIMIT="2", PROMPTS="4",
                   PYTHON=sys.executable, OMP_NUM_THREADS="2")
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env["PATH"]])
     proc = subprocess.run(["bash", str(REPO / "examples" / "cpu_curriculum.sh")], env=env, capture_output=True,
