@@ -464,7 +464,7 @@ def test_prepare_stores_a_bomb_from_a_parquet_export_and_eval_then_scores_it_zer
     import pyarrow.parquet as pq
 
     import exports
-    from infimmr_cli.commands.eval import build_request
+    from infimmr_cli.rollout.requests import build_request
     from infimmr_cli.commands.prepare import run as prepare
     from infimmr_cli.data.records import read_records
 

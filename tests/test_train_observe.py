@@ -139,3 +139,18 @@ def test_a_validation_item_with_an_unreadable_image_costs_that_item(tmp_path, tr
     assert "error" in lines["broken"] and lines["broken"]["completion"] == "" and not lines["broken"]["correct"]
     assert "error" not in lines[good["id"]]
     assert [r["val_n"] for r in _lines(out / "metrics.jsonl")] == [2, 2]
+
+
+def test_a_validation_prompt_over_max_prompt_len_costs_that_item_as_in_eval(tmp_path, train_data, tiny_model_dir):
+    """Validation builds its requests with eval's builder, so eval's length rule holds for it too."""
+    val = tmp_path / "val"
+    val.mkdir()
+    short = json.loads(train_data.read_text().splitlines()[0])
+    long = {**short, "id": "long", "question": "how many? " * 400}
+    (val / "val.jsonl").write_text(json.dumps(long) + "\n" + json.dumps(short) + "\n")
+    out = run(sets=SMALL + ["val_every=1", "max_prompt_len=512"], phase="fra", data=train_data, init=tiny_model_dir,
+              out=tmp_path / "run", steps=1, reward=f"{train_data.parent / 'share_reward.py'}:share",
+              val_data=val / "val.jsonl")
+    lines = {x["id"]: x for x in _lines(out / "val" / "step-000000.jsonl")}
+    assert "over --max-prompt-len 512" in lines["long"]["error"] and lines["long"]["completion"] == ""
+    assert "error" not in lines[short["id"]]

@@ -116,32 +116,6 @@ def skipped_line(rec: Record, error: str) -> dict[str, Any]:
                            error=error)
 
 
-def build_request(rec: Record, processor, max_prompt_len: int):
-    """The engine request for one record; ImageError when an image cannot be read or the prompt is over the limit.
-
-    The length is counted from the image headers before any image is decoded (training.batching.prompt_length, as
-    train-phase counts it); a processor without a tokenizer (a test's fake engine) skips the count.
-    """
-    from infimmr_cli.data.images import ImageError, image_size, load_record_images
-    from infimmr_cli.data.prompt import build_messages
-    from infimmr_cli.rollout.base import Request
-
-    messages = build_messages(rec)
-    if getattr(processor, "tokenizer", None) is not None:
-        from infimmr_cli.training.batching import prompt_length
-
-        sizes = [image_size(p) for p in rec.image_paths()]
-        try:
-            n = prompt_length(processor, messages, sizes)
-        except ImageError:
-            raise
-        except ValueError as exc:  # the resize rule refuses the image (aspect ratio over 200)
-            raise ImageError(f"{', '.join(map(str, rec.image_paths()))}: {exc}") from None
-        if n > max_prompt_len:
-            raise ImageError(f"prompt is {n} tokens, over --max-prompt-len {max_prompt_len}")
-    return Request(messages, load_record_images(rec, processor))
-
-
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -380,6 +354,7 @@ def _generate(spec, recs: list[Record], total: int, src: Path, out: Path, gen: _
     from infimmr_cli.data.records import ResumableWriter
     from infimmr_cli.provenance import write_provenance
     from infimmr_cli.rewards.scoring import score_batch
+    from infimmr_cli.rollout.requests import build_request
 
     bench_dir = out / spec.name
     pred_path, run_json = bench_dir / "predictions.jsonl", bench_dir / "run.json"

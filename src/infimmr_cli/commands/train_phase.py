@@ -117,7 +117,7 @@ def _run(config, sets, phase, data, init, out, reward, steps, deepspeed, engine,
     from infimmr_cli.training.validation import load_validator
 
     validator = load_validator(cfg.val_data, cfg.val_limit, cfg.val_every, cfg.max_response_len,
-                               Path(cfg.out) / "val")
+                               Path(cfg.out) / "val", cfg.max_prompt_len)
     sampler = PromptSampler(len(prompts.items), cfg.prompts_per_step, cfg.seed, dist.rank, dist.world_size)
     resolved = report.provenance(cfg)
     origin = model_revision(init_dir, cfg.revision or None)

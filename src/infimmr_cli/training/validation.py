@@ -27,6 +27,7 @@ class Validator:
     every: int                    # steps between validations; 0 = only before the first and after the last step
     max_new_tokens: int
     out_dir: Path                 # RUN/val
+    max_prompt_len: int = 1 << 30  # longer prompts cost their item, as in eval
 
     def due(self, step: int, total: int) -> bool:
         """Step 0 is before training; `total` is the run's last step."""
@@ -34,11 +35,11 @@ class Validator:
 
     def run(self, engine, processor, step: int, dist, reward: str, workers: int | None, timeout: float
             ) -> dict[str, Any]:
-        from infimmr_cli.data.images import ImageError, load_record_images
-        from infimmr_cli.data.prompt import build_messages
+        from infimmr_cli.data.images import ImageError
         from infimmr_cli.evaluation.tally import has_format, is_correct
         from infimmr_cli.rewards.scoring import score_batch
-        from infimmr_cli.rollout.base import Request, SamplingSettings
+        from infimmr_cli.rollout.base import SamplingSettings
+        from infimmr_cli.rollout.requests import build_request, text_only_request
         from infimmr_cli.training import distributed
 
         mine = self.records[dist.rank::dist.world_size]
@@ -48,10 +49,10 @@ class Validator:
         requests, errors = [], {}
         for i, r in enumerate(padded):
             try:
-                requests.append(Request(build_messages(r), load_record_images(r, processor)))
-            except ImageError as exc:  # a bad image costs that item (scored 0), never the run
+                requests.append(build_request(r, processor, self.max_prompt_len))
+            except ImageError as exc:  # a bad image or an over-long prompt costs that item (scored 0), never the run
                 errors[i] = str(exc)
-                requests.append(Request(build_messages(r, with_images=False)))
+                requests.append(text_only_request(r))
         engine.wake_up()
         outs = engine.generate(requests, sampling)
         engine.sleep()
@@ -73,7 +74,8 @@ class Validator:
                 "val_reward": sum(float(x["overall"] or 0.0) for x in lines) / n, "val_n": n}
 
 
-def load_validator(path: str, limit: int, every: int, max_new_tokens: int, out_dir: Path) -> Validator | None:
+def load_validator(path: str, limit: int, every: int, max_new_tokens: int, out_dir: Path,
+                   max_prompt_len: int = 1 << 30) -> Validator | None:
     """The validation set of `--val-data` (first `limit` records when limit > 0), or None when none is given."""
     if not path:
         return None
@@ -87,4 +89,5 @@ def load_validator(path: str, limit: int, every: int, max_new_tokens: int, out_d
         records = records[:limit]
     if not records:
         raise UsageError(f"{path}: val_data: no records")
-    return Validator(records=records, every=every, max_new_tokens=max_new_tokens, out_dir=out_dir)
+    return Validator(records=records, every=every, max_new_tokens=max_new_tokens, out_dir=out_dir,
+                     max_prompt_len=max_prompt_len)
