@@ -86,3 +86,15 @@ def write_train_data(root: Path, n_text: int = 8, n_image: int = 8, captions: bo
 def train_data(tmp_path_factory) -> Path:
     """data.jsonl (8 text + 8 image records with captions) beside share_reward.py:share."""
     return write_train_data(tmp_path_factory.mktemp("train") / "data")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """Every benchmark's toy export (tests/exports.py) in the documented layout, one sub-folder per bench, as eval's
+    tests read them."""
+    import exports
+
+    d = tmp_path_factory.mktemp("bench-data")
+    for bench in ("math500", "mathverse", "mathvision", "mathvista", "olympiadbench"):
+        exports.MAKERS[bench](d / bench)
+    return d

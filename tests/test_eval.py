@@ -32,14 +32,6 @@ def answer(text: str) -> str:
     return f"<think>working</think><answer>{text}</answer>"
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("bench-data")
-    for bench, sub in LAYOUT.items():
-        exports.MAKERS[bench](d / sub)
-    return d
-
-
 class ScriptedEngine:
     """Answers each prompt from a script keyed by record id; `fail_after` raises once that many items are done."""
 

@@ -10,21 +10,10 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from test_eval import CASES, LAYOUT, engine_for
+from test_eval import CASES, engine_for
 
 from infimmr_cli.commands.eval import describe_model, run
 from infimmr_cli.progress import StageProgress, progress_line
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    """The bench exports test_eval scripts its engines against."""
-    import exports
-
-    d = tmp_path_factory.mktemp("bench-data")
-    for bench, sub in LAYOUT.items():
-        exports.MAKERS[bench](d / sub)
-    return d
 
 
 def test_progress_line_counts_the_rate_of_this_run_only():
