@@ -12,7 +12,7 @@ import pytest
 from infimmr_cli.commands.eval import run
 from infimmr_cli.data.records import Record
 from infimmr_cli.rewards.rules import score
-from test_eval import answer, data_dir, engine_for  # noqa: F401  (data_dir is a fixture)
+from test_eval import answer, engine_for
 
 
 def _probe(completion: str, gold: str, **meta) -> bool:
