@@ -3,6 +3,7 @@ import json
 import pytest
 
 from infimmr_cli.commands.plot import curriculum_series, parse_run, run
+from infimmr_cli.data.records import RecordError
 from infimmr_cli.errors import UsageError
 
 
@@ -37,7 +38,7 @@ def test_missing_or_broken_metrics_are_named(tmp_path):
         run([str(tmp_path / "nope")], tmp_path / "plots")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "metrics.jsonl").write_text('{"step": 1}\n{oops\n')
-    with pytest.raises(UsageError, match=r"metrics.jsonl:2: <line>: not valid JSON"):
+    with pytest.raises(RecordError, match=r"metrics.jsonl:2:2: <line>: not valid JSON"):
         run([str(tmp_path / "bad")], tmp_path / "plots")
 
 

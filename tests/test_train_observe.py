@@ -75,6 +75,16 @@ def test_inspect_selects_the_newest_step_one_record_or_the_worst_groups():
         inspect.select(groups, step=5)
 
 
+def test_inspect_reads_a_log_the_run_is_still_writing(tmp_path):
+    """The line being written (no newline yet) is left out; a broken line before it is an error naming file:line."""
+    group = {"step": 1, "phase": "fra", "id": "a\u2028b", "prompt": "p", "images": [], "completions": []}
+    (tmp_path / "rollouts.jsonl").write_text(json.dumps(group, ensure_ascii=False) + "\n" + '{"step": 2, "id"')
+    assert [g["id"] for g in inspect.read_samples(tmp_path)] == ["a\u2028b"]
+    (tmp_path / "rollouts.jsonl").write_text('{oops\n' + json.dumps(group) + "\n")
+    with pytest.raises(ValueError, match=r"rollouts.jsonl:1:2: <line>: not valid JSON"):
+        inspect.read_samples(tmp_path)
+
+
 # --- a real run on the tiny model -----------------------------------------------------------------------------------
 
 

@@ -8,14 +8,13 @@ written is skipped).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from infimmr_cli.data.records import jsonl_lines
+from infimmr_cli.data.records import iter_json_lines
 from infimmr_cli.errors import UsageError
 
 
@@ -24,18 +23,8 @@ def read_samples(run_dir: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no rollout samples (is {run_dir} a train-phase run with "
                                 f"log_rollouts_every > 0, past its first sampled step?)")
-    lines = jsonl_lines(path.read_text(encoding="utf-8"))  # a completion may hold U+2028
-    groups = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            groups.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            if lineno == len(lines):  # the run is writing this line right now
-                break
-            raise UsageError(f"{path}:{lineno}: <line>: not valid JSON ({exc.msg})") from None
-    return groups
+    # the run may be writing its last line right now: an unterminated last line is left out
+    return [group for _, group in iter_json_lines(path, tolerate_torn_tail=True)]
 
 
 def mean_reward(group: dict[str, Any]) -> float:

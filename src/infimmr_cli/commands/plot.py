@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rich.console import Console
@@ -34,19 +33,12 @@ def parse_run(spec: str) -> tuple[str, Path]:
 
 
 def read_metrics(run_dir: Path) -> list[dict]:
+    from infimmr_cli.data.records import iter_json_lines
+
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no metrics (is {run_dir} a train-phase run directory?)")
-    rows = []
-    from infimmr_cli.data.records import read_text
-
-    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}:{lineno}: <line>: not valid JSON ({exc.msg})") from None
-    return rows
+    return [row for _, row in iter_json_lines(path)]
 
 
 def curriculum_series(runs: list[tuple[str, list[dict]]], key: str) -> list[tuple[str, list[int], list[float]]]:

@@ -7,7 +7,6 @@ The math is in grpo.py; tensors, checkpoints, DeepSpeed and logging live in trai
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -366,10 +365,9 @@ def _read_problems(out_dir: Path) -> list[tuple[str, str]]:
     path = out_dir / "warnings.jsonl"
     if not path.is_file():
         return []
-    from infimmr_cli.data.records import jsonl_lines
+    from infimmr_cli.data.records import iter_json_lines
 
-    rows = [json.loads(line) for line in jsonl_lines(path.read_text(encoding="utf-8")) if line.strip()]
-    return [(str(r["id"]), str(r["error"])) for r in rows]
+    return [(str(r["id"]), str(r["error"])) for _, r in iter_json_lines(path)]
 
 
 def _merge_problems(have: list[tuple[str, str]], new) -> list[tuple[str, str]]:
