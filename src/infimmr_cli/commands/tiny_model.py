@@ -21,8 +21,7 @@ P_RIGHT = 0.4
 WARMUP_LR = 2e-3
 
 
-def run(out: str | Path, seed: int = 0, warm_up: bool = False, short_steps: int = SHORT_STEPS,
-        full_steps: int = FULL_STEPS) -> Path:
+def run(out: str | Path, seed: int = 0, warm_up: bool = False) -> Path:
     from infimmr_cli.modeling import TinySizes, build_tiny
     from infimmr_cli.provenance import write_provenance
 
@@ -33,8 +32,8 @@ def run(out: str | Path, seed: int = 0, warm_up: bool = False, short_steps: int 
     settings: dict = {"seed": seed, "warm_up": warm_up}
     results: dict = {}
     if warm_up:
-        settings.update(short_steps=short_steps, full_steps=full_steps, lr=WARMUP_LR, p_right=P_RIGHT)
-        results = _warm_up(path, seed, short_steps, full_steps, console)
+        settings.update(short_steps=SHORT_STEPS, full_steps=FULL_STEPS, lr=WARMUP_LR, p_right=P_RIGHT)
+        results = _warm_up(path, seed, console)
     write_provenance(path, "tiny-model", settings, {}, results=results)
     n = sum(1 for _ in Path(path).iterdir())
     what = "warmed-up" if warm_up else "random"
@@ -42,7 +41,7 @@ def run(out: str | Path, seed: int = 0, warm_up: bool = False, short_steps: int 
     return path
 
 
-def _warm_up(path: Path, seed: int, short_steps: int, full_steps: int, console: Console) -> dict:
+def _warm_up(path: Path, seed: int, console: Console) -> dict:
     from infimmr_cli.data.demo_tasks import warmup_examples
     from infimmr_cli.modeling import load_model
     from infimmr_cli.progress import StageProgress
@@ -50,20 +49,20 @@ def _warm_up(path: Path, seed: int, short_steps: int, full_steps: int, console: 
 
     model, processor = load_model(path, dtype="fp32")
     losses = {}
-    stages = (("short prompts", short_steps, SHORT_BATCH, True, 1.0), ("full prompts", full_steps, FULL_BATCH, False, P_RIGHT))
+    stages = (("short prompts", SHORT_STEPS, SHORT_BATCH, True, 1.0),
+              ("full prompts", FULL_STEPS, FULL_BATCH, False, P_RIGHT))
     for stage, steps, batch, short, p_right in stages:
         examples = warmup_examples(800, seed=seed + len(losses), short=short, p_right=p_right)
         with StageProgress(console, f"warm-up, {stage}", steps, unit="steps") as bar:
             # every 25 steps: a log file gets a dozen lines, not hundreds
-            stage_losses = warm_up(model, processor, examples, steps=steps, batch_size=batch, lr=WARMUP_LR, seed=seed,
-                                   on_step=lambda step, loss: (step + 1) % 25 == 0 and bar.advance(25, f"loss {loss:.3f}"))
-        losses[stage] = stage_losses
-        if stage_losses:
-            console.print(f"warm-up, {stage}: loss {stage_losses[0]:.3f} -> {sum(stage_losses[-10:]) / len(stage_losses[-10:]):.3f} "
-                          f"(mean of the last 10 of {steps} steps)", highlight=False)
+            losses[stage] = warm_up(model, processor, examples, steps=steps, batch_size=batch, lr=WARMUP_LR, seed=seed,
+                                    on_step=lambda step, loss: (step + 1) % 25 == 0
+                                    and bar.advance(25, f"loss {loss:.3f}"))
+        last = losses[stage][-10:]
+        console.print(f"warm-up, {stage}: loss {losses[stage][0]:.3f} -> {sum(last) / len(last):.3f} "
+                      f"(mean of the last 10 of {steps} steps)", highlight=False)
     model.save_pretrained(path, safe_serialization=True)
     info = json.loads((path / "infimmr_tiny.json").read_text())
-    info["warm_up"] = {stage: {"steps": len(v), "first_loss": v[0] if v else None, "last_loss": v[-1] if v else None}
-                       for stage, v in losses.items()}
+    info["warm_up"] = {stage: {"steps": len(v), "first_loss": v[0], "last_loss": v[-1]} for stage, v in losses.items()}
     (path / "infimmr_tiny.json").write_text(json.dumps(info, indent=2) + "\n")
     return info["warm_up"]

@@ -1,15 +1,12 @@
 """The toy task the CPU demo teaches: sums of two small numbers, written as text and drawn into images.
 
-One task in three views, as the curriculum needs: FRA reads `What is $3 + 4$?`; CMRA sees the expression drawn in an
-image plus the caption a captioner writes of it (`$3 + 4$`); MRE and the benchmarks see the image alone. Each glyph is
-drawn in its own 28x28 cell, the area one merged Qwen2.5-VL image token covers, so a tiny vision tower can tell the
-digits apart after a few seconds of training.
+One task in three views, as the curriculum needs: FRA reads `What is $2 + 3$?`; CMRA sees the sum drawn as a two-bar
+chart plus the caption a captioner writes of it (`red bar 2, blue bar 3`); MRE and the benchmarks see the chart alone.
+The bars fill whole 28x28 cells, the area one merged Qwen2.5-VL image token covers (see `_png`).
 
-`warmup_examples` is what `infimmr tiny-model --warm-up` trains on before any RL: the answer format, the classify and
-caption replies, and a *half-learnt* skill. Its answers are right only `p_right` of the time and otherwise one too
-high, the same slip for every problem, so the warmed model's greedy answer is mostly wrong while sampling still finds
-the right one often enough for GRPO's group-relative reward to pull it up. That gap is what the demo's curves show
-closing, phase after phase.
+`warmup_examples` is what `infimmr tiny-model --warm-up` trains on before any RL: the answer format, the caption
+reply, and a *half-learnt* skill: answers right only `p_right` of the time and otherwise one too high, the same slip
+for every problem, so sampling finds the right answer often enough for GRPO's group-relative reward to pull it up.
 """
 
 from __future__ import annotations
@@ -26,10 +23,12 @@ from PIL import Image, ImageDraw
 OPERANDS = range(1, 4)
 CELL = 28  # one merged image token: 2x2 patches of 14 px
 IMAGE_SIZE = 4 * CELL
+# The caption prompt the warm-up teaches captions under. The demo's classifier never learns the types (its reply is no
+# category, so every image is `other`); the captioner carries the caption over to the `other` prompt it is then given.
 IMAGE_TYPE = "equation"
 # The warm-up's reasoning is one fixed word: copying the operands into it (`3 + 4`) is a lesson a 2-layer model takes
 # minutes to learn, and the answer alone is what the reward checks.
-THINK = "add"  # what the demo's classifier learns to call these images
+THINK = "add"
 
 # Question wordings. The warm-up sees all of them, as a pretrained model has seen many ways of asking; training data
 # and each benchmark use different ones, so `decontam`'s exact rule (numbers removed) finds no accidental leak.
@@ -114,9 +113,8 @@ class WarmupExample:
 def warmup_examples(n: int, seed: int = 0, p_right: float = 0.35, short: bool = False) -> list[WarmupExample]:
     """n examples, cycling through the views the demo asks a model for (caption, FRA, CMRA, MRE/eval).
 
-    `short`: the same without system prompts. A random model's attention is
-    spread over the whole prompt, which drowns the few tokens that matter; learning on short prompts first, then on
-    the full ones, takes a tenth of the steps.
+    `short`: the same without system prompts. A random model's attention is spread over the whole prompt, which drowns
+    the few tokens that matter; learning on short prompts first, then on the full ones, takes a tenth of the steps.
     """
     from infimmr_cli.curation.prompts import caption_messages
     from infimmr_cli.data.prompt import CAPTION_PREFIX, SYSTEM_PROMPT

@@ -37,7 +37,8 @@ def warm_up(model, processor, examples: Sequence, steps: int, batch_size: int = 
         images = [Image.open(io.BytesIO(png)).convert("RGB") for png in ex.images]
         target = tokenizer(ex.target, add_special_tokens=False)["input_ids"] + [eos]
         encoded.append((encode_prompt(processor, ex.messages, images), target))
-    # Batches of similar length: the classify prompt is three times the others, and padding to it triples the cost.
+    # Batches of similar length: caption prompts and system-prompted questions differ by tens of tokens, and every
+    # sequence in a batch is padded to its longest.
     buckets: dict[int, list] = {}
     for item in encoded:
         buckets.setdefault(len(item[0].input_ids) // 64, []).append(item)
