@@ -246,6 +246,23 @@ def test_train_phase_starts_from_a_hub_id_and_records_it(fake_hub, tmp_path, cap
     assert {c["revision"] for c in fake_hub.calls} == {"v3"} and not (tmp_path / "run").exists()
 
 
+def test_export_fetches_an_adapters_hub_base_at_the_revision_peft_recorded(fake_hub, tiny_model_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from infimmr_cli.commands.export import run as export
+    from infimmr_cli.modeling import load_model
+
+    base, _ = load_model(tiny_model_dir, dtype="fp32")
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj"], init_lora_weights=False, revision="v2")
+    get_peft_model(base, config).save_pretrained(tmp_path / "adapter")
+    adapter_config = tmp_path / "adapter" / "adapter_config.json"
+    settings = json.loads(adapter_config.read_text())
+    adapter_config.write_text(json.dumps({**settings, "base_model_name_or_path": "Org/Tiny"}))
+    export(tmp_path / "adapter", tmp_path / "hf", dtype="fp32")
+    assert fake_hub.downloads() and {c["revision"] for c in fake_hub.calls} == {"v2"}
+    assert (tmp_path / "hf" / "model.safetensors").is_file()
+
+
 def test_the_cli_takes_revision_and_refuses_it_with_a_local_model(tiny_model_dir, tmp_path):
     from conftest import run_cli
 

@@ -83,11 +83,14 @@ def _load_for_export(ckpt: Path, dtype: str, trust_remote_code: bool):
 
         from infimmr_cli.modeling import resolve_model
 
-        base_dir = read_json_file(ckpt / "adapter_config.json").get("base_model_name_or_path")
+        adapter = read_json_file(ckpt / "adapter_config.json")
+        base_dir = adapter.get("base_model_name_or_path")
         if not base_dir:
             raise UsageError(f"{ckpt}: LoRA adapter without base_model_name_or_path")
-        # a local directory, or a hub id from the HF cache (fetched there when online)
-        base_dir = resolve_model(base_dir, flag=f"{ckpt / 'adapter_config.json'}: base_model_name_or_path",
+        # a local directory, or a hub id from the HF cache (fetched there when online) at the revision PEFT recorded
+        # beside it (our own adapters name the local snapshot folder, whose path already pins the commit)
+        revision = None if Path(base_dir).expanduser().exists() else adapter.get("revision")
+        base_dir = resolve_model(base_dir, revision, flag=f"{ckpt / 'adapter_config.json'}: base_model_name_or_path",
                                  trust_remote_code=trust_remote_code)
         base, processor = load_model(base_dir, dtype=dtype, trust_remote_code=trust_remote_code)
         # merged as it is written, by the same path as training's checkpoints and the rollout push
