@@ -68,7 +68,7 @@ def place(src: Path, dest: Path, source_python: str, target_python: str) -> None
     os.replace(tmp, dest)
 
 
-def link_distribution(dist: Distribution, source_site: Path, target_site: Path,
+def link_distribution(dist: Distribution, source_site: Path, target_site: Path, target_root: Path,
                       source_python: str, target_python: str) -> None:
     files = list(dist.files or [])
     # The .dist-info last: until it exists, pip in the target does not count this distribution as installed.
@@ -77,8 +77,10 @@ def link_distribution(dist: Distribution, source_site: Path, target_site: Path,
         src = (source_site / f).resolve()
         if not src.is_file():
             continue  # RECORD lists a file the source never kept (e.g. a pyc pip did not compile)
-        relative = os.path.normpath(f)
-        place(src, Path(os.path.normpath(target_site / relative)), source_python, target_python)
+        dest = Path(os.path.normpath(target_site / f))
+        if not dest.is_relative_to(target_root):
+            raise SystemExit(f"link_packages: {dist.metadata['Name']}'s RECORD names {f}, outside {target_root}")
+        place(src, dest, source_python, target_python)
 
 
 def main(argv: list[str]) -> int:
@@ -102,7 +104,7 @@ def main(argv: list[str]) -> int:
     for dist in chosen(source_site, patterns):
         name = normalise(dist.metadata["Name"])
         if name not in present:
-            link_distribution(dist, source_site, target_site, source_python, target_python)
+            link_distribution(dist, source_site, target_site, target, source_python, target_python)
             linked.append(f"{name} {dist.version}")
     if linked:
         print(f"linked from {source}: {', '.join(linked)}")

@@ -96,6 +96,16 @@ def test_a_linked_package_imports_in_the_target(venvs):
     assert out.strip() == "2.14.1"
 
 
+def test_a_record_entry_leading_outside_the_target_venv_is_refused(venvs):
+    source, target = venvs
+    record = site_packages(source) / "torch-2.14.1.dist-info" / "RECORD"
+    record.write_text(record.read_text() + "../../../../escaped.txt,,\n")
+    (source.parent / "escaped.txt").write_text("x")
+    result = link(source, target, "torch")
+    assert result.returncode == 1 and "outside" in result.stderr and "escaped.txt" in result.stderr
+    assert "torch" not in installed(target)
+
+
 def test_no_arguments_prints_usage(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True)
     assert result.returncode == 2 and "FROM_VENV TO_VENV" in result.stderr
