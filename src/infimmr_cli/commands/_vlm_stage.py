@@ -178,8 +178,15 @@ def check_same_settings(name: str, out: Path, mine: dict[str, Any]) -> None:
                          f"choose another --out, or delete {out.name} and its .partial to start over")
 
 
-def engine_opener(model: str | Path, engine: str, batch_size: int, revision: str | None = None) -> EngineFactory:
-    """Resolve the model now (a missing model fails before anything runs); load it only when there is work."""
+def model_opener(model: str | Path, engine: str, batch_size: int, revision: str | None = None,
+                 engine_factory: EngineFactory | None = None) -> tuple[EngineFactory, dict[str, Any]]:
+    """(engine factory, the model's revision and resolved commit for the settings record). The model is resolved now
+    (a missing model fails before anything runs) and loaded only when there is work. `engine_factory` replaces
+    loading (tests, callers holding a model): nothing is resolved then."""
+    from infimmr_cli.modeling import model_revision
+
+    if engine_factory is not None:
+        return engine_factory, model_revision(None, revision)
     if engine not in ("auto", "hf", "vllm"):
         raise UsageError(f"--engine: {engine!r} is not one of auto, hf, vllm")
     model_dir = resolve_model(model, revision)
@@ -189,19 +196,7 @@ def engine_opener(model: str | Path, engine: str, batch_size: int, revision: str
 
         return open_engine(model_dir, engine=engine, batch_size=batch_size)
 
-    return open_
-
-
-def model_opener(model: str | Path, engine: str, batch_size: int, revision: str | None = None,
-                 engine_factory: EngineFactory | None = None) -> tuple[EngineFactory, dict[str, Any]]:
-    """(engine factory, the model's revision and resolved commit for the settings record). `engine_factory` replaces
-    loading (tests, callers holding a model): nothing is resolved then."""
-    from infimmr_cli.modeling import model_revision
-
-    if engine_factory is not None:
-        return engine_factory, model_revision(None, revision)
-    model_dir = resolve_model(model, revision)
-    return engine_opener(model_dir, engine, batch_size), model_revision(model_dir, revision)
+    return open_, model_revision(model_dir, revision)
 
 
 def generate_per_image(records: Sequence[Record], engine, processor, messages_for: Callable[[Record, int], list],
