@@ -117,15 +117,18 @@ def warmup_examples(n: int, seed: int = 0, p_right: float = 0.35, short: bool = 
     the few tokens that matter; learning on short prompts first, then on the full ones, takes a tenth of the steps.
     """
     from infimmr_cli.curation.prompts import caption_messages
-    from infimmr_cli.data.prompt import CAPTION_PREFIX, SYSTEM_PROMPT
+    from infimmr_cli.data.prompt import SYSTEM_PROMPT, build_messages
+    from infimmr_cli.data.records import Record
 
     rng = random.Random(seed)
     text_wordings = [w for ws in TEXT_WORDINGS.values() for w in ws]
     image_wordings = [w for ws in IMAGE_WORDINGS.values() for w in ws]
 
-    def solve(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        system = [] if short else [{"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]}]
-        return [*system, {"role": "user", "content": content}]
+    def solve(question: str, n_images: int = 0, caption: str | None = None) -> list[dict[str, Any]]:
+        """The prompt rollouts will build for such a record (`build_messages`, the one prompt builder)."""
+        record = Record(id="warm-up", source="demo", question=question, answer="", answer_type="math",
+                        images=["chart.png"] * n_images, caption=caption)
+        return build_messages(record, with_caption=caption is not None, system_prompt=None if short else SYSTEM_PROMPT)
 
     out: list[WarmupExample] = []
     for i in range(n):
@@ -135,14 +138,12 @@ def warmup_examples(n: int, seed: int = 0, p_right: float = 0.35, short: bool = 
         if view == 0:
             messages = caption_messages(IMAGE_TYPE)
             out.append(WarmupExample(messages[1:] if short else messages, [item.png()], caption_of(item)))
-        elif view == 1:
+        elif view == 1:  # FRA: the sum written out
             question = rng.choice(text_wordings).format(item.expression)
-            out.append(WarmupExample(solve([{"type": "text", "text": question}]), [], reply(item, right)))
-        elif view == 2:
-            text = CAPTION_PREFIX.format(caption=caption_of(item)) + rng.choice(image_wordings)
-            out.append(WarmupExample(solve([{"type": "image"}, {"type": "text", "text": text}]), [item.png()],
-                                     reply(item, right)))
-        else:
-            out.append(WarmupExample(solve([{"type": "image"}, {"type": "text", "text": rng.choice(image_wordings)}]),
-                                     [item.png()], reply(item, right)))
+            out.append(WarmupExample(solve(question), [], reply(item, right)))
+        elif view == 2:  # CMRA: the chart and its caption
+            question = rng.choice(image_wordings)
+            out.append(WarmupExample(solve(question, 1, caption_of(item)), [item.png()], reply(item, right)))
+        else:  # MRE and the benchmarks: the chart alone
+            out.append(WarmupExample(solve(rng.choice(image_wordings), 1), [item.png()], reply(item, right)))
     return out
